@@ -1,0 +1,37 @@
+# scalelab: `make run` trains and evaluates the default experiment; `make test` runs the tests.
+# Both create .venv on first use. Targets run tools from .venv, so no activation is needed.
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+export MLFLOW_DISABLE_TELEMETRY ?= true
+
+.PHONY: run test test-fast params lint ui clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	# torch==2.13.0 is a local CPU wheel on our machines; an unpinned torch pulls CUDA (GBs).
+	$(PY) -m pip install --quiet torch==2.13.0 -e '.[dev]'
+	touch $@
+
+params: $(STAMP)  ## regenerate params.yaml from conf/ (DVC's own Hydra composition)
+	$(PY) -m scalelab.params_file
+
+run: params  ## prepare -> train -> evaluate with DVC (cached: a second run does nothing)
+	dvc repro
+
+test: $(STAMP)  ## the whole suite, slow end-to-end tests included
+	$(PY) -m pytest
+
+test-fast: $(STAMP)  ## everything but the slow end-to-end tests
+	$(PY) -m pytest -m "not slow"
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check src pipelines tests
+
+ui: $(STAMP)  ## browse the runs: MLflow UI on the project's store, loopback only
+	mlflow ui --backend-store-uri sqlite:///mlflow.db --host 127.0.0.1 --port 5000
+
+clean:  ## delete results (not the venv): data/prepared, models, reports, MLflow store
+	rm -rf data/prepared models reports mlflow.db mlruns

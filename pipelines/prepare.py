@@ -1,0 +1,20 @@
+"""Stage `prepare`: raw dataset -> checked, split, normalised tensors in data/prepared/<name>/."""
+
+import hydra
+from omegaconf import DictConfig
+
+from scalelab.config import load_config
+from scalelab.data.prepare import prepare
+from scalelab.errors import exit_on_user_error
+
+
+@hydra.main(config_path="../conf", config_name="config", version_base="1.3")
+@exit_on_user_error
+def main(cfg: DictConfig) -> None:
+    config = load_config(cfg)
+    out = prepare(config.data)
+    print(f"prepared {config.data.name} -> {out}/")
+
+
+if __name__ == "__main__":
+    main()

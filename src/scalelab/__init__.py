@@ -1,0 +1,1 @@
+"""scalelab: how much better does a model get as it grows? Data, models, training, tracking."""

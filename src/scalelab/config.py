@@ -1,0 +1,186 @@
+"""The config schema: types come from these dataclasses, ranges and combinations from `check`.
+
+Hydra composes `conf/` against this schema (registered as `scalelab_schema`, also for DVC's
+composition via `hydra_plugins/`), so a mistyped value fails before any work. `load_config`
+additionally checks ranges and cross-field rules, raising one-line `ConfigError`s.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from scalelab.errors import ConfigError
+
+DATASETS = ("digits", "fashion_mnist", "mnist")
+MODELS = ("mlp",)
+ACTIVATIONS = ("relu", "gelu", "tanh")
+INITS = ("xavier_uniform", "xavier_normal", "kaiming_uniform", "kaiming_normal", "torch_default")
+LOSSES = ("cross_entropy", "mse")
+
+
+@dataclass
+class DataConfig:
+    """Which dataset, where its files are, and how `prepare` splits and normalises it."""
+
+    name: str = "digits"
+    root: str | None = None  # a folder holding the IDX files; tried first
+    system_dir: str | None = None  # a system-wide copy (Debian's dataset packages); tried second
+    mirrors: list[str] = field(default_factory=list)  # base URLs; tried last, SHA-256 verified
+    download_dir: str = "data/raw"  # where downloads land: data/raw/<name>/
+    val_fraction: float = 0.1
+    test_fraction: float | None = None  # only for datasets without an official test split
+    standardize: bool = False  # subtract the train mean and divide by the train std
+    split_seed: int = 0  # the validation (and digits' test) split; separate from the train seed
+
+
+@dataclass
+class RungConfig:
+    """One rung of a model family's size ladder."""
+
+    width: int = 256
+    depth: int = 2
+
+
+@dataclass
+class ModelConfig:
+    """A model family, the rung of its size ladder, and optional overrides of that rung."""
+
+    name: str = "mlp"
+    size: str = "l"
+    ladder: dict[str, RungConfig] = field(default_factory=dict)
+    width: int | None = None  # overrides ladder[size].width when set
+    depth: int | None = None  # overrides ladder[size].depth when set
+    activation: str = "relu"
+    init: str = "xavier_uniform"  # Keras' glorot_uniform with zero biases, as in the seed
+
+
+@dataclass
+class TrainerConfig:
+    """How to fit: optimiser, loss, batch, epochs, and Lightning's runtime switches."""
+
+    max_epochs: int = 10
+    batch_size: int = 128
+    loss: str = "cross_entropy"
+    optimizer: dict[str, Any] = field(default_factory=lambda: {"_target_": "torch.optim.Adam", "lr": 1e-3})
+    accelerator: str = "cpu"
+    devices: int = 1
+    deterministic: bool = True
+    num_threads: int | None = None  # torch's intra-op threads; null = torch's default
+    progress_bar: bool = True
+
+
+@dataclass
+class TrackingConfig:
+    """Where MLflow records runs."""
+
+    uri: str | None = None  # null: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db (repo root)
+    experiment: str | None = None  # null: "<data>-<model>", one experiment per study
+    log_model: bool = True
+
+
+@dataclass
+class Config:
+    """The whole composed config: what `params.yaml` holds."""
+
+    seed: int = 0
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
+
+
+def register_schema() -> None:
+    """Register the schema so `conf/config.yaml` can name it in its defaults list."""
+    ConfigStore.instance().store(name="scalelab_schema", node=Config)
+
+
+def load_config(cfg: DictConfig | dict[str, Any]) -> Config:
+    """Validate a composed config (from Hydra or `params.yaml`) and return it typed."""
+    try:
+        merged = OmegaConf.merge(OmegaConf.structured(Config), cfg)
+        config: Config = OmegaConf.to_object(merged)  # type: ignore[assignment]
+    except OmegaConfBaseException as err:
+        key = getattr(err, "full_key", None) or "?"
+        raise ConfigError(f"{key}: {str(err).splitlines()[0]}") from None
+    check(config)
+    return config
+
+
+def _require(ok: bool, key: str, value: Any, allowed: str) -> None:
+    if not ok:
+        raise ConfigError(f"{key}={value!r} is invalid: {allowed}")
+
+
+def check(cfg: Config) -> None:
+    """Check ranges and combinations the types cannot express; raise one `ConfigError`."""
+    d, m, t = cfg.data, cfg.model, cfg.trainer
+    _require(d.name in DATASETS, "data.name", d.name, f"use one of {', '.join(DATASETS)}")
+    _require(0 < d.val_fraction < 1, "data.val_fraction", d.val_fraction, "use 0 < x < 1")
+    if d.name == "digits":
+        _require(
+            d.test_fraction is not None and 0 < d.test_fraction < 1,
+            "data.test_fraction",
+            d.test_fraction,
+            "digits has no official test split; use 0 < x < 1 (data=digits sets 0.2)",
+        )
+        _require(
+            d.test_fraction + d.val_fraction < 1,  # type: ignore[operator]
+            "data.val_fraction",
+            d.val_fraction,
+            "val_fraction + test_fraction must be < 1",
+        )
+    else:
+        _require(
+            d.test_fraction is None,
+            "data.test_fraction",
+            d.test_fraction,
+            f"{d.name} has an official test split; set data.test_fraction=null",
+        )
+    _require(m.name in MODELS, "model.name", m.name, f"use one of {', '.join(MODELS)}")
+    _require(bool(m.ladder), "model.ladder", m.ladder, "the model needs a size ladder")
+    _require(m.size in m.ladder, "model.size", m.size, f"use one of {', '.join(m.ladder)}")
+    for size, rung in m.ladder.items():
+        _require(rung.width >= 1, f"model.ladder.{size}.width", rung.width, "use >= 1")
+        _require(rung.depth >= 1, f"model.ladder.{size}.depth", rung.depth, "use >= 1")
+    _require(m.width is None or m.width >= 1, "model.width", m.width, "use >= 1 or null")
+    _require(m.depth is None or m.depth >= 1, "model.depth", m.depth, "use >= 1 or null")
+    _require(
+        m.activation in ACTIVATIONS,
+        "model.activation",
+        m.activation,
+        f"use one of {', '.join(ACTIVATIONS)}",
+    )
+    _require(m.init in INITS, "model.init", m.init, f"use one of {', '.join(INITS)}")
+    _require(t.max_epochs >= 1, "trainer.max_epochs", t.max_epochs, "use >= 1")
+    _require(t.batch_size >= 1, "trainer.batch_size", t.batch_size, "use >= 1")
+    _require(t.loss in LOSSES, "trainer.loss", t.loss, f"use one of {', '.join(LOSSES)}")
+    _require(
+        "_target_" in t.optimizer,
+        "trainer.optimizer",
+        t.optimizer,
+        "give a _target_, e.g. torch.optim.Adam",
+    )
+    lr = t.optimizer.get("lr")
+    _require(
+        lr is None or (isinstance(lr, int | float) and 0 < lr <= 10),
+        "trainer.optimizer.lr",
+        lr,
+        "use 0 < lr <= 10",
+    )
+    _require(t.devices >= 1, "trainer.devices", t.devices, "use >= 1")
+    _require(
+        t.num_threads is None or t.num_threads >= 1,
+        "trainer.num_threads",
+        t.num_threads,
+        "use >= 1 or null",
+    )
+
+
+def as_dict(section: Any) -> dict[str, Any]:
+    """A config section as plain, YAML-ready containers (for logging and checkpoints)."""
+    return OmegaConf.to_container(OmegaConf.structured(section), resolve=True)  # type: ignore[return-value]

@@ -1,0 +1,57 @@
+"""The on-disk format of a prepared dataset: `{train,val,test}.pt` tensors and `manifest.json`.
+
+Each split file holds `{"x": float32 (N, 1, H, W), "y": int64 (N,)}`; the manifest records
+counts, shapes, normalisation, class names and the SHA-256 of every input and output.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from scalelab.errors import DataError
+
+SPLITS = ("train", "val", "test")
+
+
+def file_sha256(path: Path) -> str:
+    """Hex SHA-256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with path.open("rb") as stream:
+        for chunk in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def write_split(folder: Path, split: str, x: torch.Tensor, y: torch.Tensor) -> dict[str, Any]:
+    """Save one split and return its manifest entry."""
+    path = folder / f"{split}.pt"
+    torch.save({"x": x.contiguous(), "y": y.contiguous()}, path)
+    return {"count": len(y), "x_shape": list(x.shape), "file": path.name, "sha256": file_sha256(path)}
+
+
+def fingerprint(splits: dict[str, dict[str, Any]]) -> str:
+    """One hash for the whole prepared dataset: the SHA-256 of its split files' hashes."""
+    joined = "".join(f"{name}:{splits[name]['sha256']};" for name in sorted(splits))
+    return hashlib.sha256(joined.encode()).hexdigest()
+
+
+def read_manifest(folder: str | Path) -> dict[str, Any]:
+    """The manifest of a prepared dataset, or a `DataError` that says to run prepare."""
+    path = Path(folder) / "manifest.json"
+    if not path.is_file():
+        raise DataError(f"{path} is missing: run `dvc repro prepare` (or python -m pipelines.prepare)")
+    return json.loads(path.read_text())
+
+
+def load_split(folder: str | Path, split: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """Load one split's `(x, y)` tensors into memory."""
+    path = Path(folder) / f"{split}.pt"
+    if not path.is_file():
+        raise DataError(f"{path} is missing: run `dvc repro prepare` (or python -m pipelines.prepare)")
+    data = torch.load(path, weights_only=True)
+    return data["x"], data["y"]

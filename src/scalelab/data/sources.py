@@ -1,0 +1,194 @@
+"""Where raw datasets come from: scikit-learn's digits, or IDX files found locally or downloaded.
+
+IDX datasets resolve their files in a fixed order: `data.root`, then `data.system_dir` (e.g.
+Debian's `dataset-fashion-mnist`), then an earlier download in `data.download_dir/<name>/`,
+then each of `data.mirrors`. Checksums are SHA-256 of the *decompressed* files, so a copy
+that was re-gzipped (as Debian's is) verifies the same as the mirrors' originals.
+"""
+
+from __future__ import annotations
+
+import shutil
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from scalelab.atomic import atomic_path
+from scalelab.config import DataConfig
+from scalelab.data import idx
+from scalelab.errors import DataError
+
+DIGIT_NAMES = tuple(str(d) for d in range(10))
+FASHION_NAMES = (
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+)
+
+
+@dataclass(frozen=True)
+class IdxSpec:
+    """The four files of an MNIST-style dataset and what they must contain."""
+
+    sha256: dict[str, str]  # file stem -> SHA-256 of its decompressed bytes
+    class_names: tuple[str, ...]
+    counts: tuple[int, int] = (60_000, 10_000)  # train, test
+    image_shape: tuple[int, int] = (28, 28)
+
+
+IDX_DATASETS: dict[str, IdxSpec] = {
+    # Checksums agree with the publisher's MD5s of the .gz files (github.com/zalandoresearch/
+    # fashion-mnist#get-the-data) and with Debian's re-gzipped copy.
+    "fashion_mnist": IdxSpec(
+        sha256={
+            "train-images-idx3-ubyte": "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888",
+            "train-labels-idx1-ubyte": "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9",
+            "t10k-images-idx3-ubyte": "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b",
+            "t10k-labels-idx1-ubyte": "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34",
+        },
+        class_names=FASHION_NAMES,
+    ),
+    "mnist": IdxSpec(
+        sha256={
+            "train-images-idx3-ubyte": "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
+            "train-labels-idx1-ubyte": "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
+            "t10k-images-idx3-ubyte": "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
+            "t10k-labels-idx1-ubyte": "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
+        },
+        class_names=DIGIT_NAMES,
+    ),
+}
+
+
+@dataclass(frozen=True)
+class RawDataset:
+    """Images as uint8 (N, H, W) with int64 labels; `test_*` is None without an official split."""
+
+    train_x: np.ndarray
+    train_y: np.ndarray
+    test_x: np.ndarray | None
+    test_y: np.ndarray | None
+    max_value: int  # the brightest pixel value: 255 for IDX, 16 for digits
+    class_names: tuple[str, ...]
+    origin: str  # where the files were read from
+    inputs: dict[str, str]  # input name -> SHA-256
+
+
+def load(cfg: DataConfig) -> RawDataset:
+    """Load the raw dataset `cfg.name` from wherever it is found first."""
+    if cfg.name == "digits":
+        return _load_digits()
+    spec = IDX_DATASETS[cfg.name]
+    folder = locate(cfg, spec)
+    arrays = {}
+    for stem, digest in spec.sha256.items():
+        path = _existing(folder, stem)
+        assert path is not None  # locate() checked every file is there
+        arrays[stem] = idx.read_idx(path, ndim=3 if "images" in stem else 1, expected_sha256=digest)
+    return RawDataset(
+        train_x=arrays["train-images-idx3-ubyte"],
+        train_y=arrays["train-labels-idx1-ubyte"].astype(np.int64),
+        test_x=arrays["t10k-images-idx3-ubyte"],
+        test_y=arrays["t10k-labels-idx1-ubyte"].astype(np.int64),
+        max_value=255,
+        class_names=spec.class_names,
+        origin=str(folder),
+        inputs=dict(spec.sha256),
+    )
+
+
+def _load_digits() -> RawDataset:
+    from sklearn.datasets import load_digits
+
+    bunch = load_digits()
+    images = bunch.images.astype(np.uint8)  # (1797, 8, 8), values 0..16
+    labels = bunch.target.astype(np.int64)
+    return RawDataset(
+        train_x=images,
+        train_y=labels,
+        test_x=None,
+        test_y=None,
+        max_value=16,
+        class_names=DIGIT_NAMES,
+        origin="sklearn.datasets.load_digits",
+        inputs={"digits": idx.sha256(images.tobytes() + labels.tobytes())},
+    )
+
+
+def _existing(folder: Path, stem: str) -> Path | None:
+    for candidate in (folder / f"{stem}.gz", folder / stem):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _complete(folder: Path, spec: IdxSpec) -> bool:
+    return all(_existing(folder, stem) for stem in spec.sha256)
+
+
+def locate(cfg: DataConfig, spec: IdxSpec) -> Path:
+    """The first folder holding all of the dataset's files, downloading them as a last resort."""
+    tried: list[str] = []
+    cache = Path(cfg.download_dir) / cfg.name
+    for label, folder in (
+        ("data.root", cfg.root),
+        ("data.system_dir", cfg.system_dir),
+        ("download cache", cache),
+    ):
+        if folder is None:
+            continue
+        if _complete(Path(folder), spec):
+            return Path(folder)
+        tried.append(f"{label} {folder} (files missing)")
+    if cfg.mirrors:
+        try:
+            return download(spec, cfg.mirrors, cache)
+        except DataError as err:
+            tried.append(str(err))
+    else:
+        tried.append("no data.mirrors to download from")
+    raise DataError(
+        f"{cfg.name} not found; tried: {'; '.join(tried)}. "
+        "Fix: set data.root to a folder with the IDX .gz files"
+        + (" or install Debian's dataset-fashion-mnist" if cfg.name == "fashion_mnist" else "")
+    )
+
+
+def download(spec: IdxSpec, mirrors: list[str], dest: Path, timeout: float = 60.0) -> Path:
+    """Fetch every missing file from the first mirror that serves it intact; return `dest`."""
+    dest.mkdir(parents=True, exist_ok=True)
+    for stem, digest in spec.sha256.items():
+        if _existing(dest, stem):
+            continue
+        failures = []
+        for base in mirrors:
+            url = base.rstrip("/") + f"/{stem}.gz"
+            try:
+                _fetch_verified(url, dest / f"{stem}.gz", digest, timeout)
+                break
+            except urllib.error.HTTPError as err:
+                failures.append(f"{url}: HTTP {err.code} {err.reason}")
+            except (urllib.error.URLError, OSError, DataError) as err:
+                failures.append(f"{url}: {getattr(err, 'reason', err)}")
+        else:
+            raise DataError(f"download of {stem} failed ({'; '.join(failures)})")
+    return dest
+
+
+def _fetch_verified(url: str, path: Path, digest: str, timeout: float) -> None:
+    with atomic_path(path) as tmp:
+        with urllib.request.urlopen(url, timeout=timeout) as response, tmp.open("wb") as out:
+            shutil.copyfileobj(response, out)
+        actual = idx.sha256(idx.read_bytes(tmp))
+        if actual != digest:
+            raise DataError(f"checksum mismatch (SHA-256 {actual[:12]}…, expected {digest[:12]}…)")

@@ -1,0 +1,40 @@
+"""The one exception type scalelab raises for problems a user can fix, and how stages report it."""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class ScalelabError(Exception):
+    """A problem with the user's config, data or environment; the message names the fix."""
+
+
+class ConfigError(ScalelabError):
+    """A config value is missing, mistyped, out of range or inconsistent with another."""
+
+
+class DataError(ScalelabError):
+    """A data file is missing, corrupted or does not match what the dataset promises."""
+
+
+def exit_on_user_error(main: F) -> F:
+    """Turn a `ScalelabError` into one line on stderr and exit status 2, without a traceback.
+
+    Hydra prints a traceback for every exception a task raises; for mistakes the user can fix
+    that is noise, so stage entry points wrap their body with this.
+    """
+
+    @functools.wraps(main)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return main(*args, **kwargs)
+        except ScalelabError as err:
+            print(f"scalelab: error: {err}", file=sys.stderr)
+            raise SystemExit(2) from None
+
+    return wrapper  # type: ignore[return-value]

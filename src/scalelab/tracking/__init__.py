@@ -1,0 +1,137 @@
+"""MLflow: where runs go, how they are named and tagged, and what each stage logs to them.
+
+Importing this module turns MLflow's usage telemetry off unless the user opted in by setting
+MLFLOW_DISABLE_TELEMETRY themselves: nothing leaves the machine by default.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from scalelab.config import Config, TrackingConfig, as_dict
+
+DEFAULT_URI = "sqlite:///mlflow.db"
+
+
+def resolve_uri(cfg: TrackingConfig) -> str:
+    """`tracking.uri`, else $MLFLOW_TRACKING_URI, else the SQLite file in the working folder."""
+    return cfg.uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_URI
+
+
+def experiment_name(config: Config) -> str:
+    """One experiment per study: `tracking.experiment`, else `<data>-<model>`."""
+    return config.tracking.experiment or f"{config.data.name}-{config.model.name}"
+
+
+def run_name(config: Config) -> str:
+    """`<model>-<size>-s<seed>`, e.g. `mlp-l-s0`: the runs table reads like the ladder."""
+    return f"{config.model.name}-{config.model.size}-s{config.seed}"
+
+
+def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, str]:
+    """Nested config -> `{"model.ladder.xs.width": "4", ...}` for MLflow params."""
+    flat: dict[str, str] = {}
+    for key, value in tree.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(flatten(value, f"{name}."))
+        else:
+            flat[name] = str(value)
+    return flat
+
+
+def git_commit() -> str:
+    """The current git commit, with `-dirty` if the work tree has changes; `unknown` outside git."""
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return f"{commit}-dirty" if dirty else commit
+
+
+@contextmanager
+def training_run(config: Config, dataset_fingerprint: str) -> Iterator[str]:
+    """Open the MLflow run for training `config`, self-described; yield its id.
+
+    The run ends FINISHED, or FAILED if the body raises (KILLED on Ctrl-C).
+    """
+    import mlflow
+
+    mlflow.set_tracking_uri(resolve_uri(config.tracking))
+    mlflow.set_experiment(experiment_name(config))
+    resolved = as_dict(config)
+    tags = {
+        "mlflow.source.git.commit": git_commit(),
+        "dataset": config.data.name,
+        "dataset.fingerprint": dataset_fingerprint,
+        "model.family": config.model.name,
+        "size": config.model.size,
+        "seed": str(config.seed),
+    }
+    with mlflow.start_run(run_name=run_name(config), tags=tags) as run:
+        mlflow.log_params(flatten(resolved))
+        mlflow.log_text(yaml.safe_dump(resolved, sort_keys=False), "config.yaml")
+        yield run.info.run_id
+
+
+def log_metrics(metrics: dict[str, float]) -> None:
+    """Log final metrics to the active run."""
+    import mlflow
+
+    mlflow.log_metrics(metrics)
+
+
+def log_model(net: Any, input_example: Any) -> None:
+    """Log `net` to the active run with a signature and input example (torch.export format).
+
+    Pinning `pip_requirements` skips MLflow's 6-9 s requirement inference.
+    """
+    import mlflow
+    import numpy as np
+    import torch
+    from mlflow.models import infer_signature
+
+    example = np.asarray(input_example, dtype=np.float32)
+    with torch.no_grad():
+        output = net(torch.from_numpy(example)).numpy()
+    mlflow.pytorch.log_model(
+        net,
+        name="model",
+        input_example=example,
+        signature=infer_signature(example, output),
+        pip_requirements=[f"torch=={version('torch').split('+')[0]}", f"mlflow=={version('mlflow')}"],
+    )
+
+
+def log_evaluation(
+    tracking: TrackingConfig, run_id: str, metrics: dict[str, float], artifacts: list[Path]
+) -> None:
+    """Add test metrics and report files to the training run `run_id`."""
+    from mlflow import MlflowClient
+    from mlflow.entities import Metric
+
+    client = MlflowClient(resolve_uri(tracking))
+    now = int(time.time() * 1000)
+    client.log_batch(run_id, metrics=[Metric(k, v, now, 0) for k, v in metrics.items()])
+    for path in artifacts:
+        client.log_artifact(run_id, str(path), artifact_path="evaluation")

@@ -1,0 +1,1 @@
+"""Loss, optimiser and the fit loop: Lightning does the training, these modules configure it."""

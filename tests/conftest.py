@@ -1,0 +1,95 @@
+"""Shared fixtures: tiny IDX datasets written on the fly, and a scratch copy of the project."""
+
+from __future__ import annotations
+
+import gzip
+import os
+import shutil
+import struct
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from scalelab.data import sources
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent  # the venv's bin: python, dvc, mlflow
+PROJECT_FILES = ("conf", "pipelines", "src", "dvc.yaml", ".gitignore")
+
+
+def idx_bytes(array: np.ndarray) -> bytes:
+    """Encode a uint8 array as IDX (magic 0,0,0x08,ndim; big-endian dims; data)."""
+    header = bytes([0, 0, 0x08, array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape)
+    return header + np.ascontiguousarray(array, dtype=np.uint8).tobytes()
+
+
+def write_idx(path: Path, array: np.ndarray, *, gz: bool = True) -> Path:
+    """Write `array` as an IDX file (gzipped if `gz`) at `path` and return the path."""
+    data = idx_bytes(array)
+    path.write_bytes(gzip.compress(data) if gz else data)
+    return path
+
+
+@pytest.fixture
+def tiny_idx(tmp_path: Path) -> Callable[..., tuple[Path, sources.IdxSpec]]:
+    """Make a folder with a tiny MNIST-style dataset (40 train / 20 test 6x6 images) and its spec."""
+
+    def make(folder: Path | None = None, seed: int = 0) -> tuple[Path, sources.IdxSpec]:
+        folder = folder or tmp_path / "idx"
+        folder.mkdir(parents=True, exist_ok=True)
+        rng = np.random.default_rng(seed)
+        arrays = {
+            "train-images-idx3-ubyte": rng.integers(0, 256, (40, 6, 6), dtype=np.uint8),
+            "train-labels-idx1-ubyte": np.tile(np.arange(10, dtype=np.uint8), 4),
+            "t10k-images-idx3-ubyte": rng.integers(0, 256, (20, 6, 6), dtype=np.uint8),
+            "t10k-labels-idx1-ubyte": np.tile(np.arange(10, dtype=np.uint8), 2),
+        }
+        digests = {}
+        for stem, array in arrays.items():
+            write_idx(folder / f"{stem}.gz", array)
+            digests[stem] = sources.idx.sha256(idx_bytes(array))
+        spec = sources.IdxSpec(
+            sha256=digests, class_names=sources.DIGIT_NAMES, counts=(40, 20), image_shape=(6, 6)
+        )
+        return folder, spec
+
+    return make
+
+
+def run_env(**extra: str) -> dict[str, str]:
+    """The environment for child processes: the venv first on PATH, no inherited MLflow URI."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+    env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
+    env["MLFLOW_DISABLE_TELEMETRY"] = "true"
+    env.update(extra)
+    return env
+
+
+def run(cmd: list[str], cwd: Path, check: bool = True, **env: str) -> subprocess.CompletedProcess:
+    """Run `cmd` in `cwd` with `run_env`, capturing text output; fail with it on error."""
+    result = subprocess.run(cmd, cwd=cwd, env=run_env(**env), capture_output=True, text=True)
+    if check and result.returncode != 0:
+        pytest.fail(f"{' '.join(cmd)} exited {result.returncode}\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    """A scratch git + DVC repo holding a copy of the project's pipeline (not its results)."""
+    repo = tmp_path / "project"
+    repo.mkdir()
+    for name in PROJECT_FILES:
+        source = ROOT / name
+        if source.is_dir():
+            shutil.copytree(source, repo / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(source, repo / name)
+    run(["git", "init", "-q", "-b", "main"], repo)
+    run(["dvc", "init", "-q"], repo)
+    run(["dvc", "config", "core.analytics", "false"], repo)
+    run(["dvc", "config", "hydra.enabled", "true"], repo)
+    return repo

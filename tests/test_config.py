@@ -1,0 +1,102 @@
+"""The config: conf/ composes (every file), params.yaml is its composition, bad values are refused."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+from hydra import compose, initialize_config_dir
+
+from scalelab.config import Config, load_config
+from scalelab.errors import ConfigError
+from scalelab.params_file import compose as compose_params
+from tests.conftest import ROOT, run
+
+CONF = ROOT / "conf"
+
+
+def group_options() -> list[tuple[str, str]]:
+    """Every (group, option) under conf/, found by walking the folder recursively."""
+    return sorted(
+        (str(path.parent.relative_to(CONF)), path.stem)
+        for path in CONF.rglob("*.yaml")
+        if path.parent != CONF
+    )
+
+
+def test_conf_has_the_groups_the_pipeline_needs() -> None:
+    groups = {group for group, _ in group_options()}
+    assert {"data", "model", "trainer", "tracking"} <= groups
+
+
+@pytest.mark.parametrize(("group", "option"), group_options())
+def test_every_config_file_composes_and_validates(group: str, option: str) -> None:
+    with initialize_config_dir(str(CONF), version_base="1.3"):
+        cfg = compose("config", overrides=[f"{group}={option}"])
+    config = load_config(cfg)
+    assert isinstance(config, Config)
+
+
+def test_params_yaml_is_the_composition_of_conf(tmp_path: Path) -> None:
+    composed = tmp_path / "params.yaml"
+    compose_params(composed, root=ROOT)
+    assert yaml.safe_load((ROOT / "params.yaml").read_text()) == yaml.safe_load(composed.read_text()), (
+        "params.yaml drifted from conf/: run `make params`"
+    )
+
+
+def test_defaults_reproduce_the_seed_recipe() -> None:
+    config = load_config(yaml.safe_load((ROOT / "params.yaml").read_text()))
+    assert config.data.name == "digits"
+    assert config.model.ladder[config.model.size].width == 256
+    assert config.trainer.batch_size == 128
+    assert config.trainer.max_epochs == 10
+    assert config.trainer.optimizer == {"_target_": "torch.optim.Adam", "lr": 0.001}
+    assert config.trainer.loss == "cross_entropy"
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        (
+            {"data": {"name": "fmnist"}},
+            "data.name='fmnist' is invalid: use one of digits, fashion_mnist, mnist",
+        ),
+        ({"data": {"val_fraction": 1.5}}, "data.val_fraction=1.5 is invalid"),
+        ({"data": {"name": "mnist"}}, "mnist has an official test split; set data.test_fraction=null"),
+        ({"model": {"size": "xxl"}}, "model.size='xxl' is invalid: use one of xs, s, m, l, xl"),
+        ({"model": {"width": 0}}, "model.width=0 is invalid"),
+        ({"model": {"init": "zeros"}}, "model.init='zeros' is invalid"),
+        ({"trainer": {"max_epochs": 0}}, "trainer.max_epochs=0 is invalid: use >= 1"),
+        ({"trainer": {"batch_size": -1}}, "trainer.batch_size=-1 is invalid"),
+        ({"trainer": {"optimizer": {"lr": -0.1}}}, "trainer.optimizer.lr=-0.1 is invalid"),
+        ({"trainer": {"loss": "hinge"}}, "trainer.loss='hinge' is invalid: use one of cross_entropy, mse"),
+        ({"trainer": {"max_epochs": "ten"}}, "trainer.max_epochs"),
+    ],
+)
+def test_bad_values_are_refused_in_one_line_naming_key_and_fix(override: dict, message: str) -> None:
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    for section, values in override.items():
+        for key, value in values.items():
+            if isinstance(value, dict):
+                params[section][key].update(value)
+            else:
+                params[section][key] = value
+    with pytest.raises(ConfigError) as err:
+        load_config(params)
+    assert message in str(err.value)
+    assert "\n" not in str(err.value)
+
+
+def test_a_stage_refuses_a_bad_value_before_any_work(tmp_path: Path) -> None:
+    result = run(["python", "-m", "pipelines.prepare", "data.val_fraction=2"], ROOT, check=False)
+    assert result.returncode == 2
+    assert result.stderr.strip() == ("scalelab: error: data.val_fraction=2.0 is invalid: use 0 < x < 1")
+
+
+def test_a_mistyped_value_fails_at_compose_naming_the_key() -> None:
+    result = run(["python", "-m", "pipelines.train", "model.width=abc"], ROOT, check=False)
+    assert result.returncode != 0
+    assert "model.width" in result.stderr
+    assert not (ROOT / "outputs").exists()
