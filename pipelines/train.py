@@ -28,7 +28,6 @@ def main(cfg: DictConfig) -> None:
             tracking_uri=tracking.resolve_uri(config.tracking),
             run_id=run_id,
         )
-        tracking.log_metrics(result.metrics)
         if config.tracking.log_model:
             tracking.log_model(result.net, data.splits["val"][0][:8])
     atomic.write_json(paths.report_dir(size) / "train_metrics.json", result.metrics)

@@ -11,8 +11,9 @@ import sys
 from pathlib import Path
 
 
-def compose(output: str | Path = "params.yaml", overrides: list[str] | None = None,
-            root: str | Path = ".") -> None:
+def compose(
+    output: str | Path = "params.yaml", overrides: list[str] | None = None, root: str | Path = "."
+) -> None:
     """Compose `<root>/conf/config.yaml` with `overrides` into `output`, exactly as DVC would."""
     from dvc.utils.hydra import compose_and_dump
 

@@ -94,13 +94,6 @@ def training_run(config: Config, dataset_fingerprint: str) -> Iterator[str]:
         yield run.info.run_id
 
 
-def log_metrics(metrics: dict[str, float]) -> None:
-    """Log final metrics to the active run."""
-    import mlflow
-
-    mlflow.log_metrics(metrics)
-
-
 def log_model(net: Any, input_example: Any) -> None:
     """Log `net` to the active run with a signature and input example (torch.export format).
 

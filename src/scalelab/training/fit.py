@@ -22,7 +22,6 @@ from scalelab.training.checkpoint import AtomicCheckpointIO, Provenance
 from scalelab.training.module import Classifier
 from scalelab.training.saved import CHECKPOINT_FILE
 
-
 # Lightning's start-up chatter that says nothing about this run: an advert, and a warning about
 # per-step logging, which scalelab turns off on purpose (epoch-level metrics only).
 logging.getLogger("pytorch_lightning.utilities.rank_zero").addFilter(
@@ -86,18 +85,19 @@ def fit(
     start = time.perf_counter()
     trainer.fit(module, datamodule=data)
     seconds = time.perf_counter() - start
-    metrics = _final_metrics(trainer.callback_metrics)
     total, trainable = count_parameters(net)
     samples = trainer.max_epochs * len(data.splits["train"][1])
-    metrics.update(
-        {
-            "model/params": total,
-            "model/trainable_params": trainable,
-            "train/samples_seen": samples,
-            "train/seconds": seconds,
-            "train/samples_per_second": samples / seconds,
-        }
-    )
+    # Counts and throughput, logged once: the per-epoch metrics are already in the run.
+    summary = {
+        "model/params": total,
+        "model/trainable_params": trainable,
+        "train/samples_seen": samples,
+        "train/seconds": seconds,
+        "train/samples_per_second": samples / seconds,
+    }
+    for run_logger in trainer.loggers:
+        run_logger.log_metrics(summary, step=trainer.global_step)
+    metrics = {**_final_metrics(trainer.callback_metrics), **summary}
     return FitResult(net.eval(), metrics, out_dir / CHECKPOINT_FILE)
 
 

@@ -1,0 +1,68 @@
+"""MLflow runs: where they go, and that each is self-describing and ends in an honest state."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import mlflow
+import pytest
+import yaml
+from mlflow import MlflowClient
+
+from scalelab import tracking
+from scalelab.config import Config, TrackingConfig, load_config
+from tests.conftest import ROOT
+
+
+@pytest.fixture
+def config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Config:
+    monkeypatch.chdir(tmp_path)
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["tracking"]["uri"] = f"sqlite:///{tmp_path}/mlflow.db"
+    return load_config(params)
+
+
+def test_uri_comes_from_config_then_environment_then_the_local_sqlite_file(monkeypatch) -> None:
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    assert tracking.resolve_uri(TrackingConfig()) == "sqlite:///mlflow.db"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:5000")
+    assert tracking.resolve_uri(TrackingConfig()) == "http://127.0.0.1:5000"
+    assert tracking.resolve_uri(TrackingConfig(uri="sqlite:///x.db")) == "sqlite:///x.db"
+
+
+def test_telemetry_is_off_unless_the_user_opted_in() -> None:
+    import os
+
+    assert os.environ["MLFLOW_DISABLE_TELEMETRY"] == "true"
+
+
+def test_a_run_is_self_describing_and_ends_finished(config: Config) -> None:
+    with tracking.training_run(config, "f1ng3rpr1nt") as run_id:
+        mlflow.log_metric("model/params", 123.0)  # logs to the run it opened
+    run = MlflowClient(config.tracking.uri).get_run(run_id)
+    assert run.info.status == "FINISHED"
+    assert run.info.run_name == "mlp-l-s0"
+    assert run.data.tags["dataset.fingerprint"] == "f1ng3rpr1nt"
+    assert run.data.tags["size"] == "l" and run.data.tags["seed"] == "0"
+    assert "mlflow.source.git.commit" in run.data.tags
+    assert run.data.params["model.size"] == "l"
+    assert run.data.params["trainer.optimizer.lr"] == "0.001"
+    assert run.data.metrics["model/params"] == 123.0
+    artifacts = [a.path for a in MlflowClient(config.tracking.uri).list_artifacts(run_id)]
+    assert "config.yaml" in artifacts
+    experiment = MlflowClient(config.tracking.uri).get_experiment(run.info.experiment_id)
+    assert experiment.name == "digits-mlp"
+
+
+def test_a_run_whose_body_raises_is_marked_failed(config: Config) -> None:
+    with pytest.raises(RuntimeError), tracking.training_run(config, "x") as run_id:
+        raise RuntimeError("boom")
+    assert MlflowClient(config.tracking.uri).get_run(run_id).info.status == "FAILED"
+
+
+def test_flatten_names_nested_keys_with_dots() -> None:
+    assert tracking.flatten({"a": {"b": 1, "c": {"d": None}}, "e": [1, 2]}) == {
+        "a.b": "1",
+        "a.c.d": "None",
+        "e": "[1, 2]",
+    }
