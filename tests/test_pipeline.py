@@ -8,6 +8,7 @@ from pathlib import Path
 import mlflow
 import pytest
 import torch
+import yaml
 from mlflow import MlflowClient
 
 from scalelab.data.prepared import load_split, read_manifest
@@ -79,3 +80,29 @@ def test_dvc_repro_trains_evaluates_logs_and_caches(project: Path) -> None:
 
     shown = json.loads(run(["dvc", "metrics", "show", "--json"], project).stdout)
     assert "reports/m/metrics.json" in json.dumps(shown)
+
+
+def commit_all(repo: Path) -> None:
+    run(["git", "add", "-A"], repo)
+    run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "init"], repo)
+
+
+def test_dvc_exp_run_recomposes_params_from_conf(project: Path) -> None:
+    compose(project)
+    commit_all(project)
+    overrides = ["model.size=s", "trainer.max_epochs=2", "trainer.progress_bar=false"]
+    result = run(["dvc", "exp", "run", *[a for o in overrides for a in ("-S", o)]], project)
+    assert "Running stage 'train'" in result.stdout + result.stderr
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    assert params["model"]["size"] == "s" and params["trainer"]["max_epochs"] == 2
+    assert params["model"]["ladder"]["l"]["width"] == 256, "the rest comes from conf/"
+    assert json.loads((project / "reports/s/metrics.json").read_text())["test/acc"] > 0
+
+
+def test_dvc_exp_run_refuses_a_mistyped_value_before_running(project: Path) -> None:
+    compose(project)
+    commit_all(project)
+    result = run(["dvc", "exp", "run", "-S", "model.width=abc"], project, check=False)
+    assert result.returncode != 0
+    assert "model.width" in result.stdout + result.stderr
+    assert "Running stage" not in result.stdout + result.stderr
