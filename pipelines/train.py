@@ -1,4 +1,4 @@
-"""Stage `train`: fit model.size on the prepared data; checkpoint to models/<size>/, log to MLflow."""
+"""Stage `train`: fit one rung and seed; checkpoint to models/<size>-s<seed>/, log to MLflow."""
 
 import hydra
 from omegaconf import DictConfig
@@ -7,31 +7,33 @@ from scalelab import atomic, paths, tracking
 from scalelab.config import load_config
 from scalelab.data.datamodule import PreparedDataModule
 from scalelab.errors import exit_on_user_error
+from scalelab.sweep import survives_sweep
 from scalelab.training.fit import fit
 
 
 @hydra.main(config_path="../conf", config_name="config", version_base="1.3")
+@survives_sweep
 @exit_on_user_error
 def main(cfg: DictConfig) -> None:
     config = load_config(cfg)
-    size = config.model.size
-    data = PreparedDataModule(
-        paths.prepared_dir(config.data.name), config.trainer.batch_size, seed=config.seed
-    )
+    size, seed = config.model.size, config.seed
+    data = PreparedDataModule(paths.prepared_dir(config.data.name), config.trainer.batch_size, seed)
     with tracking.training_run(config, data.manifest["fingerprint"]) as run_id:
         result = fit(
             config.model,
             config.trainer,
             data,
-            seed=config.seed,
-            out_dir=paths.model_dir(size),
+            seed=seed,
+            out_dir=paths.model_dir(size, seed),
             tracking_uri=tracking.resolve_uri(config.tracking),
             run_id=run_id,
         )
         if config.tracking.log_model:
             tracking.log_model(result.net, data.splits["val"][0][:8])
-    atomic.write_json(paths.report_dir(size) / "train_metrics.json", result.metrics)
-    print(f"trained {size}: val/acc={result.metrics['val/acc']:.4f}, run {run_id}")
+    out = paths.run_reports(size, seed)
+    atomic.write_json(out / "train_metrics.json", result.metrics)
+    atomic.write_json(out / "run.json", {"run_id": run_id, "size": size, "seed": seed})
+    print(f"trained {paths.run_key(size, seed)}: val/acc={result.metrics['val/acc']:.4f}, run {run_id}")
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""End to end: the real `dvc repro` in a scratch git+DVC repo, then MLflow read back."""
+"""End to end: the real `dvc repro` / `dvc exp run` in a scratch git+DVC repo, MLflow read back."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from tests.conftest import run
 
 pytestmark = pytest.mark.slow
 
-TINY = ["model.size=m", "trainer.max_epochs=5", "trainer.progress_bar=false"]
+TINY = ["sweep.sizes=[xs,m,l]", "trainer.max_epochs=5", "trainer.progress_bar=false", "sweep.bootstrap=20"]
 
 
 def compose(repo: Path, *overrides: str) -> None:
@@ -28,38 +28,59 @@ def repro(repo: Path) -> str:
     return result.stdout + result.stderr
 
 
-def test_dvc_repro_trains_evaluates_logs_and_caches(project: Path) -> None:
+def test_dvc_repro_runs_the_ladder_and_the_fit_then_caches(project: Path) -> None:
     compose(project)
     output = repro(project)
-    for stage in ("prepare", "train", "evaluate"):
+    for stage in ("prepare", "train@xs-0", "train@l-0", "evaluate@m-0", "scaling"):
         assert f"Running stage '{stage}'" in output
 
-    metrics = json.loads((project / "reports/m/metrics.json").read_text())
-    trained = json.loads((project / "reports/m/train_metrics.json").read_text())
-    assert metrics["test/acc"] > 0.8, "5 epochs of the m MLP learn digits"
-    assert (project / "reports/m/confusion.png").stat().st_size > 10_000
-    assert (project / "reports/m/predictions.csv").read_text().startswith("actual,predicted\n")
+    reports = project / "reports"
+    metrics = json.loads((reports / "runs/m-s0/metrics.json").read_text())
+    trained = json.loads((reports / "runs/m-s0/train_metrics.json").read_text())
+    assert metrics["test/acc"] > 0.7, "5 epochs of the m MLP learn digits"
+    assert (reports / "runs/m-s0/confusion.png").stat().st_size > 10_000
+    assert (reports / "runs/m-s0/predictions.csv").read_text().startswith("actual,predicted\n")
+    study = json.loads((reports / "scaling.json").read_text())
+    assert study["sizes"] == ["xs", "m", "l"] and study["missing"] == []
+    assert study["loss_vs_params"]["alpha"] > 0
+    assert study["largest"]["size"] == "l"
+    assert len((reports / "scaling.csv").read_text().splitlines()) == 4
+    for plot in ("loss_vs_params", "acc_vs_params", "loss_vs_flops"):
+        assert (reports / f"scaling/{plot}.png").stat().st_size > 10_000
 
-    # MLflow: one run, self-describing, with epoch history, test metrics and a loadable model.
+    # MLflow: a parent run "ladder" with one child per rung, each self-describing.
     uri = f"sqlite:///{project}/mlflow.db"
     client = MlflowClient(uri)
     experiment = client.get_experiment_by_name("digits-mlp")
-    [run_info] = client.search_runs([experiment.experiment_id])
-    run_id = run_info.info.run_id
-    assert run_info.info.status == "FINISHED"
-    assert run_info.info.run_name == "mlp-m-s0"
-    data = run_info.data
+    runs = client.search_runs([experiment.experiment_id])
+    [parent] = [r for r in runs if r.info.run_name == "ladder"]
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+    assert sorted(r.info.run_name for r in children) == ["mlp-l-s0", "mlp-m-s0", "mlp-xs-s0"]
+    assert parent.data.metrics["loss_vs_params/alpha"] == pytest.approx(study["loss_vs_params"]["alpha"])
+    assert "| m | 0 |" in parent.data.tags["mlflow.note.content"]
+    assert {a.path for a in client.list_artifacts(parent.info.run_id)} >= {
+        "scaling.json",
+        "scaling.csv",
+        "scaling",
+    }
+
+    [child] = [r for r in children if r.info.run_name == "mlp-m-s0"]
+    run_id = child.info.run_id
+    assert child.info.status == "FINISHED"
+    data = child.data
     assert data.metrics["test/acc"] == pytest.approx(metrics["test/acc"])
     assert (
         data.metrics["model/params"] == trained["model/params"] == 64 * 64 + 64 + 64 * 32 + 32 + 32 * 10 + 10
     )
+    assert data.metrics["train/flops"] == trained["train/flops"] > 6 * 4 * trained["train/samples_seen"]
     assert len(client.get_metric_history(run_id, "val/loss")) == 5, "one point per epoch"
     assert data.params["trainer.max_epochs"] == "5"
     manifest = read_manifest(project / "data/prepared/digits")
     assert data.tags["dataset.fingerprint"] == manifest["fingerprint"]
-    evaluation = {a.path for a in client.list_artifacts(run_id, "evaluation")}
-    assert evaluation == {"evaluation/metrics.json", "evaluation/confusion.png"}
-
+    assert {a.path for a in client.list_artifacts(run_id, "evaluation")} == {
+        "evaluation/metrics.json",
+        "evaluation/confusion.png",
+    }
     mlflow.set_tracking_uri(uri)
     model = mlflow.pytorch.load_model(f"runs:/{run_id}/model")
     x, y = load_split(project / "data/prepared/digits", "test")
@@ -69,17 +90,16 @@ def test_dvc_repro_trains_evaluates_logs_and_caches(project: Path) -> None:
 
     # Nothing changed: nothing runs, nothing is logged.
     assert "Data and pipelines are up to date." in repro(project)
-    assert len(client.search_runs([experiment.experiment_id])) == 1
+    assert len(client.search_runs([experiment.experiment_id])) == 4
 
-    # A training parameter changed: prepare is skipped, train and evaluate rerun.
-    compose(project, "trainer.max_epochs=6")
+    # One rung edited: that rung and the fit rerun, nothing else.
+    compose(project, "model.ladder.m.width=48")
     output = repro(project)
-    assert "Stage 'prepare' didn't change, skipping" in output
-    assert "Running stage 'train'" in output and "Running stage 'evaluate'" in output
-    assert len(client.search_runs([experiment.experiment_id])) == 2
+    ran = {line.split("'")[1] for line in output.splitlines() if line.startswith("Running stage")}
+    assert ran == {"train@m-0", "evaluate@m-0", "scaling"}
 
     shown = json.loads(run(["dvc", "metrics", "show", "--json"], project).stdout)
-    assert "reports/m/metrics.json" in json.dumps(shown)
+    assert "loss_vs_params" in json.dumps(shown)
 
 
 def commit_all(repo: Path) -> None:
@@ -90,13 +110,15 @@ def commit_all(repo: Path) -> None:
 def test_dvc_exp_run_recomposes_params_from_conf(project: Path) -> None:
     compose(project)
     commit_all(project)
-    overrides = ["model.size=s", "trainer.max_epochs=2", "trainer.progress_bar=false"]
+    overrides = ["sweep.sizes=[s]", "trainer.max_epochs=2", "trainer.progress_bar=false"]
     result = run(["dvc", "exp", "run", *[a for o in overrides for a in ("-S", o)]], project)
-    assert "Running stage 'train'" in result.stdout + result.stderr
+    assert "Running stage 'train@s-0'" in result.stdout + result.stderr
     params = yaml.safe_load((project / "params.yaml").read_text())
-    assert params["model"]["size"] == "s" and params["trainer"]["max_epochs"] == 2
+    assert params["sweep"]["sizes"] == ["s"] and params["trainer"]["max_epochs"] == 2
     assert params["model"]["ladder"]["l"]["width"] == 256, "the rest comes from conf/"
-    assert json.loads((project / "reports/s/metrics.json").read_text())["test/acc"] > 0
+    assert params["sweep"]["bootstrap"] == 200, "not the TINY override: -S recomposes from conf/"
+    study = json.loads((project / "reports/scaling.json").read_text())
+    assert study["sizes"] == ["s"] and "no fit" in study["notes"][0]
 
 
 def test_dvc_exp_run_refuses_a_mistyped_value_before_running(project: Path) -> None:

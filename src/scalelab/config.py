@@ -84,6 +84,16 @@ class TrackingConfig:
 
 
 @dataclass
+class SweepConfig:
+    """A study: which rungs and seeds `dvc repro` (or a multirun) trains, and how the law is fit."""
+
+    name: str = "ladder"  # names the MLflow parent run and the multirun report folder
+    sizes: list[str] = field(default_factory=lambda: ["xs", "s", "m", "l", "xl"])
+    seeds: list[int] = field(default_factory=lambda: [0])
+    bootstrap: int = 200  # resamples for the confidence intervals; 0 turns them off
+
+
+@dataclass
 class Config:
     """The whole composed config: what `params.yaml` holds."""
 
@@ -92,6 +102,7 @@ class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    sweep: SweepConfig = field(default_factory=SweepConfig)
 
 
 def register_schema() -> None:
@@ -172,6 +183,12 @@ def check(cfg: Config) -> None:
         lr,
         "use 0 < lr <= 10",
     )
+    sw = cfg.sweep
+    unknown = [size for size in sw.sizes if size not in m.ladder]
+    _require(not unknown, "sweep.sizes", sw.sizes, f"every size must be one of {', '.join(m.ladder)}")
+    _require(len(set(sw.sizes)) == len(sw.sizes) > 0, "sweep.sizes", sw.sizes, "list distinct sizes")
+    _require(len(set(sw.seeds)) == len(sw.seeds) > 0, "sweep.seeds", sw.seeds, "list distinct seeds")
+    _require(sw.bootstrap >= 0, "sweep.bootstrap", sw.bootstrap, "use >= 0")
     _require(t.devices >= 1, "trainer.devices", t.devices, "use >= 1")
     _require(
         t.num_threads is None or t.num_threads >= 1,

@@ -14,7 +14,8 @@ from torchmetrics.classification import (
     MulticlassF1Score,
 )
 
-from scalelab import atomic
+from scalelab import atomic, paths
+from scalelab.config import Config
 from scalelab.training.losses import loss_fn
 
 
@@ -79,3 +80,32 @@ def plot_confusion(path: Path, confusion: np.ndarray, class_names: list[str], ti
     with atomic.atomic_path(path) as tmp:
         fig.savefig(tmp, format="png")
     plt.close(fig)
+
+
+def evaluate_run(config: Config) -> dict[str, float]:
+    """Score the checkpoint of `config`'s rung and seed on the test split; write and log the report.
+
+    Writes `reports/runs/<size>-s<seed>/{metrics.json, predictions.csv, confusion.png}` and adds
+    the metrics and the plot to the MLflow run that trained the checkpoint.
+    """
+    from scalelab import tracking
+    from scalelab.data.prepared import load_split, read_manifest
+    from scalelab.training.saved import CHECKPOINT_FILE, load_network
+
+    size, seed = config.model.size, config.seed
+    out = paths.run_reports(size, seed)
+    net, meta = load_network(paths.model_dir(size, seed) / CHECKPOINT_FILE)
+    data_dir = paths.prepared_dir(config.data.name)
+    classes = read_manifest(data_dir)["class_names"]
+    x, y = load_split(data_dir, "test")
+    logits = predict(net, x)
+    metrics, confusion = score(logits, y, meta["loss"])
+    atomic.write_json(out / "metrics.json", metrics)
+    write_predictions(out / "predictions.csv", y, logits, classes)
+    title = f"{config.data.name} {config.model.name}-{paths.run_key(size, seed)}: test confusion"
+    plot_confusion(out / "confusion.png", confusion, classes, title)
+    if meta["run_id"]:
+        tracking.log_evaluation(
+            config.tracking, meta["run_id"], metrics, [out / "metrics.json", out / "confusion.png"]
+        )
+    return metrics

@@ -88,6 +88,9 @@ def training_run(config: Config, dataset_fingerprint: str) -> Iterator[str]:
         "size": config.model.size,
         "seed": str(config.seed),
     }
+    from scalelab.tracking.sweeps import parent_tags
+
+    tags.update(parent_tags())
     with mlflow.start_run(run_name=run_name(config), tags=tags) as run:
         mlflow.log_params(flatten(resolved))
         mlflow.log_text(yaml.safe_dump(resolved, sort_keys=False), "config.yaml")

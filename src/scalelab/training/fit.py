@@ -18,6 +18,7 @@ from torch import nn
 from scalelab.config import ModelConfig, TrainerConfig, as_dict
 from scalelab.data.datamodule import PreparedDataModule
 from scalelab.models import build, count_parameters
+from scalelab.models.flops import training_flops_per_sample
 from scalelab.training.checkpoint import AtomicCheckpointIO, Provenance
 from scalelab.training.module import Classifier
 from scalelab.training.saved import CHECKPOINT_FILE
@@ -28,6 +29,8 @@ logging.getLogger("pytorch_lightning.utilities.rank_zero").addFilter(
     lambda record: not record.getMessage().startswith("💡 Tip")
 )
 warnings.filterwarnings("ignore", message=".*smaller than the logging interval.*")
+# Checkpoints live at stable paths on purpose (models/<size>-s<seed>/): rerunning overwrites them.
+warnings.filterwarnings("ignore", message=r".*Checkpoint directory .* exists and is not empty.*")
 warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)` is deprecated.*")
 
 
@@ -87,10 +90,13 @@ def fit(
     seconds = time.perf_counter() - start
     total, trainable = count_parameters(net)
     samples = trainer.max_epochs * len(data.splits["train"][1])
+    flops_per_sample = training_flops_per_sample(net, manifest["input_shape"])
     # Counts and throughput, logged once: the per-epoch metrics are already in the run.
     summary = {
         "model/params": total,
         "model/trainable_params": trainable,
+        "model/flops_per_sample": flops_per_sample,
+        "train/flops": flops_per_sample * samples,
         "train/samples_seen": samples,
         "train/seconds": seconds,
         "train/samples_per_second": samples / seconds,

@@ -1,0 +1,27 @@
+"""Stage `scaling`: fit the law to every rung's test metrics; report it; hang the runs under a parent."""
+
+import hydra
+from omegaconf import DictConfig
+
+from scalelab import paths
+from scalelab.config import load_config
+from scalelab.errors import exit_on_user_error
+from scalelab.scaling.report import markdown, write_study
+from scalelab.scaling.study import analyse, collect
+from scalelab.tracking import sweeps
+
+
+@hydra.main(config_path="../conf", config_name="config", version_base="1.3")
+@exit_on_user_error
+def main(cfg: DictConfig) -> None:
+    config = load_config(cfg)
+    study = analyse(collect(config.sweep.sizes, config.sweep.seeds), config.sweep.bootstrap)
+    files = write_study(study, paths.REPORTS)
+    parent = sweeps.start_parent(config, launcher="dvc")
+    sweeps.adopt(config, parent, [r.run_id for r in study.records if r.run_id])
+    sweeps.finish_parent(config, parent, study.summary(), markdown(study), files)
+    print(markdown(study))
+
+
+if __name__ == "__main__":
+    main()

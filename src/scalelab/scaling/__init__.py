@@ -1,0 +1,1 @@
+"""Scaling laws: fit loss against model size, bootstrap its uncertainty, report and plot it."""

@@ -1,0 +1,139 @@
+"""Hydra multirun callback: a sweep becomes one MLflow parent run, evaluated children and a fit.
+
+`python -m pipelines.train -m model.size=xs,s,m [seed=0,1,2] [hydra/launcher=joblib]`:
+before the jobs start, the parent run (and the MLflow store) is created once; each job trains
+(pipelines/train.py) and, when it succeeded, evaluates its checkpoint here, in its own worker;
+after the last job, the finished children are fitted and the study goes to the parent run and
+to `reports/sweeps/<sweep.name>/`. A job that fails leaves a FAILED child; the fit names it.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import logging
+import os
+from collections.abc import Callable
+from typing import Any
+
+from hydra.core.hydra_config import HydraConfig
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.utils import JobReturn, JobStatus
+from hydra.experimental.callback import Callback
+from hydra.types import RunMode
+from omegaconf import DictConfig
+
+from scalelab import paths
+from scalelab.config import Config, load_config
+from scalelab.errors import ConfigError
+from scalelab.tracking import sweeps
+
+log = logging.getLogger(__name__)
+SWEPT_KEYS = {"model.size", "seed"}  # results live at models/<size>-s<seed>: nothing else may vary
+JOB_OK, JOB_FAILED = "ok", "failed"
+
+
+def survives_sweep(task: Callable[[DictConfig], None]) -> Callable[[DictConfig], str | None]:
+    """In a multirun, report a failing job and let the others go on; elsewhere, change nothing.
+
+    Hydra's sweepers re-raise the first failed job after its batch, which would skip the fit of
+    the sizes that did finish. The failed job's MLflow run is already marked FAILED by then.
+    """
+
+    @functools.wraps(task)
+    def wrapper(cfg: DictConfig) -> str | None:
+        if HydraConfig.get().mode != RunMode.MULTIRUN:
+            task(cfg)
+            return None
+        try:
+            task(cfg)
+        except (Exception, SystemExit) as err:  # SystemExit: a user error already printed
+            key = paths.run_key(str(cfg.model.size), int(cfg.seed))
+            log.error("sweep job %s failed: %s: %s", key, type(err).__name__, err)
+            return JOB_FAILED
+        return JOB_OK
+
+    return wrapper
+
+
+def _task_config(config: DictConfig) -> Config:
+    return load_config({k: v for k, v in config.items() if k != "hydra"})
+
+
+def swept_runs(config: DictConfig) -> list[tuple[str, int]]:
+    """Every (size, seed) the multirun's command-line sweep launches, in launch order."""
+    values: dict[str, list[Any]] = {"model.size": [config.model.size], "seed": [config.seed]}
+    for override in OverridesParser.create().parse_overrides(list(config.hydra.overrides.task)):
+        key = override.get_key_element()
+        if not override.is_sweep_override():
+            continue
+        if key not in SWEPT_KEYS:
+            raise ConfigError(
+                f"{key} is swept, but a size sweep may only vary model.size and seed (results "
+                f"are stored per <size>-s<seed>); sweep other axes with dvc exp run --queue -S"
+            )
+        values[key] = list(override.sweep_iterator())
+    return [(str(size), int(seed)) for size, seed in itertools.product(values["model.size"], values["seed"])]
+
+
+class SweepCallback(Callback):
+    """Opens the sweep's parent run, evaluates each finished job, fits the law at the end."""
+
+    # Hydra turns an Exception raised by a callback into a warning and carries on, so refusals
+    # and failures here leave as SystemExit, which it lets through.
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        try:
+            swept_runs(config)  # refuse a sweep over other axes before any job starts
+            task = _task_config(config)
+        except ConfigError as err:
+            raise SystemExit(f"scalelab: error: {err}") from None
+        launcher = str(config.hydra.launcher.get("_target_", "")).rsplit(".", 1)[-1]
+        os.environ[sweeps.SWEEP_PARENT_ENV] = sweeps.start_parent(task, launcher)
+
+    def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs: Any) -> None:
+        if sweeps.SWEEP_PARENT_ENV not in os.environ:  # a single run: `evaluate` is its own stage
+            return
+        if job_return.status != JobStatus.COMPLETED or job_return.return_value != JOB_OK:
+            return
+        from scalelab.evaluation import evaluate_run
+
+        evaluate_run(_task_config(config))
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        parent = os.environ.pop(sweeps.SWEEP_PARENT_ENV)
+        task = _task_config(config)
+        try:
+            missing = self._fit(config, task, parent)
+        except BaseException as err:
+            sweeps.close(task, parent, "FAILED")
+            raise SystemExit(f"sweep {task.sweep.name}: the fit failed: {err!r}") from err
+        if missing:
+            raise SystemExit(
+                f"sweep {task.sweep.name}: {', '.join(missing)} did not finish (see their FAILED "
+                f"runs in MLflow); the fit was made without them"
+            )
+
+    @staticmethod
+    def _fit(config: DictConfig, task: Config, parent: str) -> list[str]:
+        from scalelab.scaling.report import markdown, write_study
+        from scalelab.scaling.study import Study, analyse, read_record
+
+        finished = {run.info.run_id for run in sweeps.children(task, parent) if run.info.status == "FINISHED"}
+        records, missing = [], []
+        for size, seed in swept_runs(config):
+            record = read_record(size, seed)
+            # Only this sweep's own finished run counts, never an older report at the same path.
+            if record is not None and record.run_id in finished:
+                records.append(record)
+            else:
+                missing.append(paths.run_key(size, seed))
+        records.sort(key=lambda r: (r.params, r.seed))
+        study = analyse(Study(records, missing), task.sweep.bootstrap)
+        out = paths.REPORTS / "sweeps" / task.sweep.name
+        files = write_study(study, out)
+        sweeps.finish_parent(task, parent, study.summary(), markdown(study), files)
+        for note in study.notes:
+            log.warning("sweep %s: %s", task.sweep.name, note)
+        print(f"sweep {task.sweep.name}: {len(records)} runs fitted, report in {out}/, parent run {parent}")
+        return missing

@@ -1,0 +1,110 @@
+"""A sweep in MLflow: one parent run per study, the trained models as its children, the fit on it.
+
+Multiruns create the parent before the jobs start and hand its id to them through the
+environment (`SWEEP_PARENT_ENV`; Hydra's launchers pass it to every job). `dvc repro` trains the
+rungs as separate stages, so its scaling stage creates the parent and adopts the runs after.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from scalelab.config import Config, as_dict
+from scalelab.tracking import experiment_name, flatten, resolve_uri
+
+SWEEP_PARENT_ENV = "SCALELAB_SWEEP_PARENT_RUN_ID"
+PARENT_TAG = "mlflow.parentRunId"  # what the MLflow UI nests runs by
+NOTE_TAG = "mlflow.note.content"  # the run's description in the MLflow UI (Markdown)
+
+
+def _client(config: Config):
+    from mlflow import MlflowClient
+
+    return MlflowClient(resolve_uri(config.tracking))
+
+
+def experiment_id(config: Config) -> str:
+    """The study's experiment, created if needed (do this once, before jobs fan out)."""
+    client = _client(config)
+    name = experiment_name(config)
+    found = client.get_experiment_by_name(name)
+    return found.experiment_id if found else client.create_experiment(name)
+
+
+def start_parent(config: Config, launcher: str) -> str:
+    """Open the parent run of a sweep named `sweep.name`; its run id is the sweep id."""
+    client = _client(config)
+    run = client.create_run(
+        experiment_id(config),
+        run_name=config.sweep.name,
+        tags={"sweep.launcher": launcher, "dataset": config.data.name, "model.family": config.model.name},
+    )
+    run_id = run.info.run_id
+    client.set_tag(run_id, "sweep_id", run_id)
+    client.log_batch(run_id, params=_params(flatten({"sweep": as_dict(config.sweep)})))
+    return run_id
+
+
+def _params(flat: dict[str, str]) -> list[Any]:
+    from mlflow.entities import Param
+
+    return [Param(k, v) for k, v in flat.items()]
+
+
+def parent_tags() -> dict[str, str]:
+    """Tags that hang a training run under the current sweep's parent, if there is one."""
+    parent = os.environ.get(SWEEP_PARENT_ENV)
+    return {PARENT_TAG: parent, "sweep_id": parent} if parent else {}
+
+
+def adopt(config: Config, parent_id: str, run_ids: list[str]) -> None:
+    """Hang existing runs under `parent_id` (used after `dvc repro` trained them stage by stage)."""
+    client = _client(config)
+    for run_id in run_ids:
+        client.set_tag(run_id, PARENT_TAG, parent_id)
+        client.set_tag(run_id, "sweep_id", parent_id)
+
+
+def children(config: Config, parent_id: str) -> list[Any]:
+    """The runs under `parent_id`."""
+    client = _client(config)
+    return client.search_runs([experiment_id(config)], filter_string=f"tags.`{PARENT_TAG}` = '{parent_id}'")
+
+
+def finish_parent(
+    config: Config,
+    parent_id: str,
+    summary: dict[str, Any],
+    note: str,
+    files: list[Path],
+    status: str = "FINISHED",
+) -> None:
+    """Log the fit's numbers, description and files to the parent run and close it."""
+    from mlflow.entities import Metric
+
+    client = _client(config)
+    numbers = {k.replace(".", "/"): float(v) for k, v in flatten(summary).items() if _is_number(v)}
+    now = int(time.time() * 1000)
+    client.log_batch(parent_id, metrics=[Metric(k, v, now, 0) for k, v in numbers.items()])
+    client.set_tag(parent_id, NOTE_TAG, note)
+    if summary.get("missing"):
+        client.set_tag(parent_id, "sweep.missing", ", ".join(summary["missing"]))
+    for path in files:
+        client.log_artifact(parent_id, str(path), artifact_path="scaling" if path.suffix == ".png" else None)
+    client.set_terminated(parent_id, status)
+
+
+def close(config: Config, run_id: str, status: str) -> None:
+    """End a run with `status` (FINISHED, FAILED or KILLED)."""
+    _client(config).set_terminated(run_id, status)
+
+
+def _is_number(value: str) -> bool:
+    try:
+        float(value)
+    except ValueError:
+        return False
+    return value not in ("True", "False")

@@ -1,0 +1,73 @@
+"""A study read back from per-run reports: fits, held-out prediction, missing runs, files written."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from scalelab.scaling.law import PowerLaw
+from scalelab.scaling.report import PLOTS, markdown, write_study
+from scalelab.scaling.study import analyse, collect
+
+LAW = PowerLaw(E=0.1, A=30.0, alpha=0.5)
+LADDER = {"xs": 300, "s": 1_266, "m": 6_570, "l": 50_826, "xl": 596_490}
+
+
+def write_run(reports: Path, size: str, seed: int, loss: float, acc: float = 0.9) -> None:
+    folder = reports / "runs" / f"{size}-s{seed}"
+    folder.mkdir(parents=True)
+    params = LADDER[size]
+    (folder / "run.json").write_text(json.dumps({"run_id": f"id-{size}-{seed}", "size": size, "seed": seed}))
+    (folder / "train_metrics.json").write_text(
+        json.dumps({"model/params": params, "train/flops": 6.0 * params * 1000, "train/seconds": 1.0})
+    )
+    (folder / "metrics.json").write_text(json.dumps({"test/loss": loss, "test/acc": acc}))
+
+
+def test_a_planted_law_comes_back_with_a_good_held_out_prediction(tmp_path: Path) -> None:
+    for size, params in LADDER.items():
+        for seed, wobble in enumerate((0.99, 1.0, 1.01)):
+            write_run(tmp_path, size, seed, float(LAW(params)) * wobble, acc=1 - float(LAW(params)) / 3)
+    study = analyse(collect(list(LADDER), [0, 1, 2], tmp_path), n_boot=30)
+    summary = study.summary()
+    assert summary["runs"] == 15 and summary["missing"] == [] and summary["sizes"] == list(LADDER)
+    assert summary["loss_vs_params"]["alpha"] == pytest.approx(0.5, abs=0.02)
+    assert summary["loss_vs_params"]["alpha_ci_low"] <= 0.5 <= summary["loss_vs_params"]["alpha_ci_high"]
+    assert summary["loss_vs_flops"]["alpha"] == pytest.approx(0.5, abs=0.02), "FLOPs are 6000 x params here"
+    assert summary["holdout"]["size"] == "xl" and summary["holdout"]["rel_error"] < 0.05
+    assert summary["largest"]["size"] == "xl" and summary["largest"]["params"] == 596_490
+
+
+def test_missing_runs_are_named_and_left_out(tmp_path: Path) -> None:
+    for size in ("xs", "m", "l", "xl"):
+        write_run(tmp_path, size, 0, float(LAW(LADDER[size])))
+    study = analyse(collect(list(LADDER), [0], tmp_path), n_boot=0)
+    assert study.missing == ["s-s0"]
+    assert "missing runs, left out of the fit: s-s0" in study.notes
+    assert study.summary()["loss_vs_params"]["alpha_ci_low"] is None, "bootstrap off"
+    assert "s-s0" in markdown(study)
+
+
+def test_too_few_sizes_still_writes_every_declared_file(tmp_path: Path) -> None:
+    write_run(tmp_path, "s", 0, 1.5)
+    write_run(tmp_path, "m", 0, 0.8)
+    study = analyse(collect(["s", "m"], [0], tmp_path))
+    assert study.fits == {} and "a law needs 3 or more" in study.notes[0]
+    files = write_study(study, tmp_path)
+    assert sorted(p.name for p in files) == sorted(["scaling.json", "scaling.csv", *PLOTS])
+    assert all(p.stat().st_size > 0 for p in files)
+    assert json.loads((tmp_path / "scaling.json").read_text())["holdout"] is None
+
+
+def test_study_files_and_table(tmp_path: Path) -> None:
+    for size, params in LADDER.items():
+        write_run(tmp_path, size, 0, float(LAW(params)))
+    study = analyse(collect(list(LADDER), [0], tmp_path), n_boot=20)
+    write_study(study, tmp_path)
+    rows = (tmp_path / "scaling.csv").read_text().splitlines()
+    assert rows[0] == "size,seed,run_id,model/params,train/flops,test/loss,test/acc,train/seconds"
+    assert [r.split(",")[0] for r in rows[1:]] == list(LADDER), "ordered by size"
+    table = markdown(study)
+    assert "| xl | 0 | 596,490 |" in table and "**Fit** L(N) = 0.1" in table

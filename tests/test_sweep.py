@@ -1,0 +1,110 @@
+"""Hydra multirun sweeps: one MLflow parent per sweep, evaluated children, a fit; failures named."""
+
+from __future__ import annotations
+
+import json
+import runpy
+import sys
+from pathlib import Path
+
+import pytest
+from hydra.core.global_hydra import GlobalHydra
+from mlflow import MlflowClient
+
+from tests.conftest import run
+
+pytestmark = pytest.mark.slow
+
+QUICK = ["trainer.max_epochs=3", "trainer.progress_bar=false", "sweep.bootstrap=20"]
+
+
+def mlflow_runs(project: Path) -> tuple[object, list]:
+    client = MlflowClient(f"sqlite:///{project}/mlflow.db")
+    experiment = client.get_experiment_by_name("digits-mlp")
+    runs = client.search_runs([experiment.experiment_id])
+    [parent] = [r for r in runs if r.info.run_name == "ladder"]
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+    return parent, children
+
+
+def test_joblib_multirun_gives_a_parent_with_evaluated_children_and_a_fit(project: Path) -> None:
+    run(["python", "-m", "pipelines.prepare"], project)
+    result = run(
+        [
+            "python",
+            "-m",
+            "pipelines.train",
+            "-m",
+            "model.size=xs,m,l",
+            *QUICK,
+            "hydra/launcher=joblib",
+            "hydra.launcher.n_jobs=2",
+        ],
+        project,
+    )
+    assert "sweep ladder: 3 runs fitted" in result.stdout
+
+    parent, children = mlflow_runs(project)
+    assert parent.info.status == "FINISHED"
+    assert sorted(c.info.run_name for c in children) == ["mlp-l-s0", "mlp-m-s0", "mlp-xs-s0"]
+    for child in children:
+        assert child.info.status == "FINISHED"
+        assert child.data.tags["sweep_id"] == parent.info.run_id
+        assert 0 < child.data.metrics["test/acc"] <= 1, "each job evaluated its own checkpoint"
+        assert child.data.metrics["model/params"] > 0 and child.data.metrics["train/flops"] > 0
+    study = json.loads((project / "reports/sweeps/ladder/scaling.json").read_text())
+    assert study["sizes"] == ["xs", "m", "l"]
+    assert parent.data.metrics["loss_vs_params/alpha"] == pytest.approx(study["loss_vs_params"]["alpha"])
+    assert not (project / "outputs").exists()
+
+
+def test_a_failing_rung_is_failed_in_mlflow_and_the_others_are_fitted(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run(["python", "-m", "pipelines.prepare"], project)
+    monkeypatch.chdir(project)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    import scalelab.training.fit as fitting
+
+    real_fit = fitting.fit
+
+    def fit_that_breaks_on_s(model_cfg, *args, **kwargs):
+        if model_cfg.size == "s":
+            raise RuntimeError("planted failure in rung s")
+        return real_fit(model_cfg, *args, **kwargs)
+
+    # The real CLI, in this process so that one rung can be made to fail.
+    monkeypatch.setattr(fitting, "fit", fit_that_breaks_on_s)
+    monkeypatch.setattr(sys, "argv", ["train", "-m", "model.size=xs,s,m,l", *QUICK])
+    GlobalHydra.instance().clear()
+    try:
+        with pytest.raises(SystemExit) as stopped:
+            runpy.run_module("pipelines.train", run_name="__main__")
+    finally:
+        GlobalHydra.instance().clear()
+    assert "s-s0 did not finish" in str(stopped.value)
+
+    parent, children = mlflow_runs(project)
+    status = {c.info.run_name: c.info.status for c in children}
+    assert status == {
+        "mlp-xs-s0": "FINISHED",
+        "mlp-s-s0": "FAILED",
+        "mlp-m-s0": "FINISHED",
+        "mlp-l-s0": "FINISHED",
+    }
+    assert parent.info.status == "FINISHED"
+    assert parent.data.tags["sweep.missing"] == "s-s0"
+    study = json.loads((project / "reports/sweeps/ladder/scaling.json").read_text())
+    assert study["missing"] == ["s-s0"] and study["sizes"] == ["xs", "m", "l"]
+    assert study["loss_vs_params"]["alpha"] > 0
+
+
+def test_a_sweep_over_another_axis_is_refused_before_any_job(project: Path) -> None:
+    result = run(
+        ["python", "-m", "pipelines.train", "-m", "model.size=xs,s", "trainer.optimizer.lr=0.1,0.01"],
+        project,
+        check=False,
+    )
+    assert result.returncode != 0
+    assert "scalelab: error: trainer.optimizer.lr is swept" in result.stderr
+    assert not (project / "models").exists()
