@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import mlflow
@@ -128,3 +129,43 @@ def test_dvc_exp_run_refuses_a_mistyped_value_before_running(project: Path) -> N
     assert result.returncode != 0
     assert "model.width" in result.stdout + result.stderr
     assert "Running stage" not in result.stdout + result.stderr
+
+
+def test_queued_experiments_are_studies_compared_side_by_side(project: Path) -> None:
+    compose(project)
+    commit_all(project)
+    # -S recomposes params.yaml from conf/, so the tiny settings go on the command line too.
+    settings = [a for o in ["seed=0,1", *TINY] for a in ("-S", o)]
+    run(["dvc", "exp", "run", "--queue", *settings], project)
+    run(["dvc", "queue", "start", "-j", "2"], project)
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline:
+        status = run(["dvc", "queue", "status"], project).stdout
+        if not any(word in status for word in ("Queued", "Running")):
+            break
+        time.sleep(3)
+    assert status.count("Success") == 2, status
+
+    rows = json.loads(run(["dvc", "exp", "show", "--json"], project).stdout)
+    studies = {}
+    for baseline in rows:
+        for exp in baseline.get("experiments") or []:
+            data = exp["revs"][0]["data"]
+            seed = data["params"]["params.yaml"]["data"]["seed"]
+            studies[seed] = data["metrics"]["reports/scaling.json"]["data"]
+    assert sorted(studies) == [0, 1]
+    for study in studies.values():  # DVC shows the numbers of scaling.json (not its lists)
+        assert study["runs"] == 3 and study["missing_runs"] == 0, study
+        assert study["loss_vs_params"]["alpha"] > 0 and 0 < study["largest"]["test/acc"] <= 1
+    assert studies[0]["largest"]["test/loss"] != studies[1]["largest"]["test/loss"], "seeds differ"
+
+    # Both studies logged to the repository's store, not to the throwaway copies DVC ran them in.
+    client = MlflowClient(f"sqlite:///{project}/mlflow.db")
+    runs = client.search_runs([client.get_experiment_by_name("digits-mlp").experiment_id])
+    parents = [r for r in runs if r.info.run_name.startswith("ladder-")]
+    assert len(parents) == 2
+    for parent in parents:
+        children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+        assert len(children) == 3 and {c.data.tags["dvc.experiment"] for c in children} == {
+            parent.data.tags["dvc.experiment"]
+        }

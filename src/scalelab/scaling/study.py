@@ -87,6 +87,7 @@ class Study:
         largest = [r for r in self.records if r.size == self.sizes()[-1]] if self.records else []
         return {
             "runs": len(self.records),
+            "missing_runs": len(self.missing),  # a number, so `dvc exp show` has a column for it
             "sizes": self.sizes(),
             "missing": self.missing,
             **{name: fit.summary() for name, fit in self.fits.items()},

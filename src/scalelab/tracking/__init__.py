@@ -26,8 +26,29 @@ DEFAULT_URI = "sqlite:///mlflow.db"
 
 
 def resolve_uri(cfg: TrackingConfig) -> str:
-    """`tracking.uri`, else $MLFLOW_TRACKING_URI, else the SQLite file in the working folder."""
-    return cfg.uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_URI
+    """`tracking.uri`, else $MLFLOW_TRACKING_URI, else `mlflow.db` in the project root.
+
+    Under DVC the project root is $DVC_ROOT, which DVC points at the real repository even for
+    queued experiments that run in a throwaway copy under .dvc/tmp/exps/: their runs land in
+    the same store as everything else instead of vanishing with the copy.
+    """
+    if cfg.uri or os.environ.get("MLFLOW_TRACKING_URI"):
+        return cfg.uri or os.environ["MLFLOW_TRACKING_URI"]
+    root = os.environ.get("DVC_ROOT")
+    return f"sqlite:///{Path(root).resolve() / 'mlflow.db'}" if root else DEFAULT_URI
+
+
+def ensure_store(uri: str) -> None:
+    """Create a SQLite store once, under a file lock: concurrent first writers corrupt it."""
+    if not uri.startswith("sqlite:///"):
+        return
+    from filelock import FileLock
+    from mlflow import MlflowClient
+
+    db = Path(uri.removeprefix("sqlite:///"))
+    db.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(f"{db}.lock", timeout=120):
+        MlflowClient(uri).search_experiments(max_results=1)  # creates and migrates the schema
 
 
 def experiment_name(config: Config) -> str:
@@ -77,7 +98,9 @@ def training_run(config: Config, dataset_fingerprint: str) -> Iterator[str]:
     """
     import mlflow
 
-    mlflow.set_tracking_uri(resolve_uri(config.tracking))
+    uri = resolve_uri(config.tracking)
+    ensure_store(uri)
+    mlflow.set_tracking_uri(uri)
     mlflow.set_experiment(experiment_name(config))
     resolved = as_dict(config)
     tags = {
@@ -88,6 +111,8 @@ def training_run(config: Config, dataset_fingerprint: str) -> Iterator[str]:
         "size": config.model.size,
         "seed": str(config.seed),
     }
+    if exp_name := os.environ.get("DVC_EXP_NAME"):  # set by `dvc exp run`
+        tags["dvc.experiment"] = exp_name
     from scalelab.tracking.sweeps import parent_tags
 
     tags.update(parent_tags())

@@ -37,11 +37,12 @@ def experiment_id(config: Config) -> str:
 def start_parent(config: Config, launcher: str) -> str:
     """Open the parent run of a sweep named `sweep.name`; its run id is the sweep id."""
     client = _client(config)
-    run = client.create_run(
-        experiment_id(config),
-        run_name=config.sweep.name,
-        tags={"sweep.launcher": launcher, "dataset": config.data.name, "model.family": config.model.name},
-    )
+    tags = {"sweep.launcher": launcher, "dataset": config.data.name, "model.family": config.model.name}
+    name = config.sweep.name
+    if exp_name := os.environ.get("DVC_EXP_NAME"):  # one study per queued DVC experiment
+        tags["dvc.experiment"] = exp_name
+        name = f"{name}-{exp_name}"
+    run = client.create_run(experiment_id(config), run_name=name, tags=tags)
     run_id = run.info.run_id
     client.set_tag(run_id, "sweep_id", run_id)
     client.log_batch(run_id, params=_params(flatten({"sweep": as_dict(config.sweep)})))
