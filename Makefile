@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export MLFLOW_DISABLE_TELEMETRY ?= true
 
-.PHONY: run test test-fast params lint ui clean
+.PHONY: run test test-fast params lint bench ui clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -27,8 +27,13 @@ test: $(STAMP)  ## the whole suite, slow end-to-end tests included
 test-fast: $(STAMP)  ## everything but the slow end-to-end tests
 	$(PY) -m pytest -m "not slow"
 
+bench: $(STAMP)  ## speed benchmarks (~10 min; need Fashion-MNIST): results in benchmarks/results/
+	$(PY) -m benchmarks.train_overhead
+	$(PY) -m benchmarks.pipeline_overhead
+	$(PY) -m benchmarks.sweep_parallel
+
 lint: $(STAMP)
-	$(VENV)/bin/ruff check src pipelines tests
+	$(VENV)/bin/ruff check src pipelines tests benchmarks
 
 ui: $(STAMP)  ## browse the runs: MLflow UI on the project's store, loopback only
 	mlflow ui --backend-store-uri sqlite:///mlflow.db --host 127.0.0.1 --port 5000

@@ -17,7 +17,10 @@ from scalelab.training.fit import fit
 def main(cfg: DictConfig) -> None:
     config = load_config(cfg)
     size, seed = config.model.size, config.seed
-    data = PreparedDataModule(paths.prepared_dir(config.data.name), config.trainer.batch_size, seed)
+    trainer = config.trainer
+    data = PreparedDataModule(
+        paths.prepared_dir(config.data.name), trainer.batch_size, seed, trainer.steps_per_call
+    )
     with tracking.training_run(config, data.manifest["fingerprint"]) as run_id:
         result = fit(
             config.model,
@@ -32,7 +35,8 @@ def main(cfg: DictConfig) -> None:
             tracking.log_model(result.net, data.splits["val"][0][:8])
     out = paths.run_reports(size, seed)
     atomic.write_json(out / "train_metrics.json", result.metrics)
-    atomic.write_json(out / "run.json", {"run_id": run_id, "size": size, "seed": seed})
+    run = {"run_id": run_id, "size": size, "seed": seed, "first_step_at": result.first_step_at}
+    atomic.write_json(out / "run.json", run)
     print(f"trained {paths.run_key(size, seed)}: val/acc={result.metrics['val/acc']:.4f}, run {run_id}")
 
 

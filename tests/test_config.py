@@ -52,7 +52,7 @@ def test_defaults_reproduce_the_seed_recipe() -> None:
     assert config.model.ladder[config.model.size].width == 256
     assert config.trainer.batch_size == 128
     assert config.trainer.max_epochs == 10
-    assert config.trainer.optimizer == {"_target_": "torch.optim.Adam", "lr": 0.001}
+    assert config.trainer.optimizer == {"_target_": "torch.optim.Adam", "lr": 0.001, "fused": True}
     assert config.trainer.loss == "cross_entropy"
 
 

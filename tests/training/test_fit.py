@@ -27,7 +27,7 @@ TRAINER = TrainerConfig(max_epochs=8, batch_size=64, progress_bar=False)
 
 
 def train(digits: Path, out: Path, seed: int = 0):
-    data = PreparedDataModule(digits, TRAINER.batch_size, seed=seed)
+    data = PreparedDataModule(digits, TRAINER.batch_size, seed, TRAINER.steps_per_call)
     return fit(MODEL, TRAINER, data, seed=seed, out_dir=out)
 
 

@@ -41,6 +41,17 @@ class FitResult:
     net: nn.Module
     metrics: dict[str, float]
     checkpoint: Path
+    first_step_at: float  # Unix time the first optimiser step began: start-up cost, measured
+
+
+class FirstStepClock(pl.Callback):
+    """Notes the wall-clock time at which training proper begins."""
+
+    at = float("nan")
+
+    def on_train_batch_start(self, trainer: pl.Trainer, *_: Any) -> None:
+        if self.at != self.at:  # still NaN: this is the first batch
+            self.at = time.time()
 
 
 def fit(
@@ -52,6 +63,7 @@ def fit(
     out_dir: Path,
     tracking_uri: str | None = None,
     run_id: str | None = None,
+    callbacks: list[pl.Callback] | None = None,
 ) -> FitResult:
     """Train `model_cfg` on `data` per `trainer_cfg`; log epochs to MLflow run `run_id` if given."""
     pl.seed_everything(seed, workers=True, verbose=False)
@@ -79,7 +91,7 @@ def fit(
         devices=trainer_cfg.devices,
         deterministic=trainer_cfg.deterministic,
         logger=logger,
-        callbacks=[checkpoint, Provenance(meta)],
+        callbacks=[checkpoint, Provenance(meta), clock := FirstStepClock(), *(callbacks or [])],
         plugins=[AtomicCheckpointIO()],
         enable_progress_bar=trainer_cfg.progress_bar,
         enable_model_summary=False,
@@ -104,7 +116,7 @@ def fit(
     for run_logger in trainer.loggers:
         run_logger.log_metrics(summary, step=trainer.global_step)
     metrics = {**_final_metrics(trainer.callback_metrics), **summary}
-    return FitResult(net.eval(), metrics, out_dir / CHECKPOINT_FILE)
+    return FitResult(net.eval(), metrics, out_dir / CHECKPOINT_FILE, clock.at)
 
 
 def _final_metrics(callback_metrics: dict[str, Any]) -> dict[str, float]:
