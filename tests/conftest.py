@@ -89,6 +89,8 @@ def project(tmp_path: Path) -> Path:
         else:
             shutil.copy2(source, repo / name)
     run(["git", "init", "-q", "-b", "main"], repo)
+    run(["git", "config", "user.name", "scalelab tests"], repo)  # dvc exp commits need one
+    run(["git", "config", "user.email", "tests@scalelab.invalid"], repo)
     run(["dvc", "init", "-q"], repo)
     run(["dvc", "config", "core.analytics", "false"], repo)
     run(["dvc", "config", "hydra.enabled", "true"], repo)

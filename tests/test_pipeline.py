@@ -105,7 +105,7 @@ def test_dvc_repro_runs_the_ladder_and_the_fit_then_caches(project: Path) -> Non
 
 def commit_all(repo: Path) -> None:
     run(["git", "add", "-A"], repo)
-    run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "init"], repo)
+    run(["git", "commit", "-qm", "init"], repo)
 
 
 def test_dvc_exp_run_recomposes_params_from_conf(project: Path) -> None:
