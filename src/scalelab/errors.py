@@ -22,8 +22,13 @@ class DataError(ScalelabError):
     """A data file is missing, corrupted or does not match what the dataset promises."""
 
 
+class TrainingDiverged(ScalelabError):
+    """The training loss became NaN or infinite."""
+
+
 def exit_on_user_error(main: F) -> F:
-    """Turn a `ScalelabError` into one line on stderr and exit status 2, without a traceback.
+    """Turn a `ScalelabError` into one line on stderr and exit status 2, without a traceback
+    (and an interruption into one line and status 130).
 
     Hydra prints a traceback for every exception a task raises; for mistakes the user can fix
     that is noise, so stage entry points wrap their body with this.
@@ -31,10 +36,15 @@ def exit_on_user_error(main: F) -> F:
 
     @functools.wraps(main)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from scalelab import interrupts
+
         try:
             return main(*args, **kwargs)
         except ScalelabError as err:
             print(f"scalelab: error: {err}", file=sys.stderr)
             raise SystemExit(2) from None
+        except interrupts.Interrupted as err:
+            print(f"scalelab: {err}", file=sys.stderr)
+            raise SystemExit(interrupts.EXIT_STATUS) from None
 
     return wrapper  # type: ignore[return-value]

@@ -23,7 +23,7 @@ from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from scalelab import paths
+from scalelab import interrupts, paths
 from scalelab.config import Config, load_config
 from scalelab.errors import ConfigError
 from scalelab.tracking import sweeps
@@ -47,13 +47,21 @@ def survives_sweep(task: Callable[[DictConfig], None]) -> Callable[[DictConfig],
             return None
         try:
             task(cfg)
-        except (Exception, SystemExit) as err:  # SystemExit: a user error already printed
-            key = paths.run_key(str(cfg.model.size), int(cfg.seed))
-            log.error("sweep job %s failed: %s: %s", key, type(err).__name__, err)
-            return JOB_FAILED
+        except SystemExit as err:
+            if err.code == interrupts.EXIT_STATUS:  # Ctrl-C or SIGTERM: stop the whole sweep
+                raise
+            return _failed(cfg, err)
+        except Exception as err:
+            return _failed(cfg, err)
         return JOB_OK
 
     return wrapper
+
+
+def _failed(cfg: DictConfig, err: BaseException) -> str:
+    key = paths.run_key(str(cfg.model.size), int(cfg.seed))
+    log.error("sweep job %s failed: %s: %s", key, type(err).__name__, err)
+    return JOB_FAILED
 
 
 def _task_config(config: DictConfig) -> Config:

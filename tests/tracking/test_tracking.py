@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 import mlflow
@@ -11,6 +12,7 @@ from mlflow import MlflowClient
 
 from scalelab import tracking
 from scalelab.config import Config, TrackingConfig, load_config
+from scalelab.errors import ScalelabError
 from tests.conftest import ROOT
 
 
@@ -54,10 +56,29 @@ def test_a_run_is_self_describing_and_ends_finished(config: Config) -> None:
     assert experiment.name == "digits-mlp"
 
 
-def test_a_run_whose_body_raises_is_marked_failed(config: Config) -> None:
+def test_a_run_whose_body_raises_is_marked_failed_with_the_reason(config: Config) -> None:
     with pytest.raises(RuntimeError), tracking.training_run(config, "x") as run_id:
         raise RuntimeError("boom")
-    assert MlflowClient(config.tracking.uri).get_run(run_id).info.status == "FAILED"
+    run = MlflowClient(config.tracking.uri).get_run(run_id)
+    assert run.info.status == "FAILED"
+    assert run.data.tags["failure.reason"] == "RuntimeError: boom"
+
+
+def test_an_unreachable_server_is_refused_before_any_work(config: Config) -> None:
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    config.tracking.uri = f"http://127.0.0.1:{port}"
+    unreachable = f"MLflow server http://127.0.0.1:{port} is unreachable"
+    with pytest.raises(ScalelabError, match=unreachable), tracking.training_run(config, "x"):
+        pytest.fail("the run must not start")
+
+
+def test_an_unwritable_store_is_refused_before_any_work(config: Config, tmp_path: Path) -> None:
+    (tmp_path / "a-file").write_text("not a folder")
+    config.tracking.uri = f"sqlite:///{tmp_path}/a-file/mlflow.db"
+    with pytest.raises(ScalelabError, match="cannot be written"), tracking.training_run(config, "x"):
+        pytest.fail("the run must not start")
 
 
 def test_flatten_names_nested_keys_with_dots() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,8 @@ import torch
 from scalelab.config import DataConfig, ModelConfig, RungConfig, TrainerConfig
 from scalelab.data.datamodule import InMemoryBatches, PreparedDataModule
 from scalelab.data.prepare import prepare
+from scalelab.data.prepared import load_split
+from scalelab.errors import TrainingDiverged
 from scalelab.training.fit import fit
 from scalelab.training.saved import META_KEY, load_network
 
@@ -75,3 +78,14 @@ def test_in_memory_batches_visit_every_sample_once_per_epoch_in_new_order() -> N
         assert torch.equal(xb.squeeze(1).long(), yb), "inputs stay aligned with labels"
     fixed = InMemoryBatches(x, y, batch_size=4, shuffle=False)
     assert torch.cat([yb for _, yb in fixed]).tolist() == list(range(10))
+
+
+def test_a_nan_loss_stops_training_with_a_clear_error(digits: Path, tmp_path: Path) -> None:
+    poisoned = tmp_path / "poisoned"
+    shutil.copytree(digits, poisoned)
+    x, y = load_split(poisoned, "train")
+    x[700, 0, 3, 3] = float("nan")  # one bad pixel reaches the model mid-epoch
+    torch.save({"x": x, "y": y}, poisoned / "train.pt")
+    data = PreparedDataModule(poisoned, TRAINER.batch_size, 0, TRAINER.steps_per_call)
+    with pytest.raises(TrainingDiverged, match=r"train/loss became nan at step \d+ \(epoch 0\)"):
+        fit(MODEL, TRAINER, data, seed=0, out_dir=tmp_path / "models")

@@ -12,6 +12,8 @@ os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
 import subprocess
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from importlib.metadata import version
@@ -20,7 +22,9 @@ from typing import Any
 
 import yaml
 
+from scalelab import interrupts
 from scalelab.config import Config, TrackingConfig, as_dict
+from scalelab.errors import ScalelabError
 
 DEFAULT_URI = "sqlite:///mlflow.db"
 
@@ -39,16 +43,41 @@ def resolve_uri(cfg: TrackingConfig) -> str:
 
 
 def ensure_store(uri: str) -> None:
-    """Create a SQLite store once, under a file lock: concurrent first writers corrupt it."""
+    """Check the store can be reached before any work; create a SQLite store once, under a lock.
+
+    A server that does not answer, or a SQLite path that cannot be written, is a
+    `ScalelabError` now rather than a crash after an hour of training. Concurrent first writers
+    corrupt a fresh SQLite store, hence the file lock.
+    """
+    if uri.startswith(("http://", "https://")):
+        _check_server(uri)
     if not uri.startswith("sqlite:///"):
         return
     from filelock import FileLock
     from mlflow import MlflowClient
 
     db = Path(uri.removeprefix("sqlite:///"))
-    db.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(f"{db}.lock", timeout=120):
-        MlflowClient(uri).search_experiments(max_results=1)  # creates and migrates the schema
+    try:
+        db.parent.mkdir(parents=True, exist_ok=True)
+        with FileLock(f"{db}.lock", timeout=120):
+            MlflowClient(uri).search_experiments(max_results=1)  # creates and migrates the schema
+    except OSError as err:
+        raise ScalelabError(
+            f"MLflow store {uri} cannot be written ({err.strerror or err}); point tracking.uri "
+            "(or MLFLOW_TRACKING_URI) at a writable path or a server"
+        ) from None
+
+
+def _check_server(uri: str, timeout: float = 10.0) -> None:
+    try:
+        with urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=timeout) as response:
+            response.read()
+    except (urllib.error.URLError, OSError) as err:
+        reason = getattr(err, "reason", err)
+        raise ScalelabError(
+            f"MLflow server {uri} is unreachable ({reason}); start it, or point tracking.uri "
+            "(or MLFLOW_TRACKING_URI) elsewhere"
+        ) from None
 
 
 def experiment_name(config: Config) -> str:
@@ -94,7 +123,9 @@ def git_commit() -> str:
 def training_run(config: Config, dataset_fingerprint: str) -> Iterator[str]:
     """Open the MLflow run for training `config`, self-described; yield its id.
 
-    The run ends FINISHED, or FAILED if the body raises (KILLED on Ctrl-C).
+    The run ends FINISHED; FAILED if the body raises, with the reason in the tag
+    `failure.reason`; KILLED if the process is interrupted (Ctrl-C or SIGTERM, handled at a
+    step boundary: see `scalelab.interrupts`). Only SIGKILL can leave it RUNNING.
     """
     import mlflow
 
@@ -116,10 +147,23 @@ def training_run(config: Config, dataset_fingerprint: str) -> Iterator[str]:
     from scalelab.tracking.sweeps import parent_tags
 
     tags.update(parent_tags())
-    with mlflow.start_run(run_name=run_name(config), tags=tags) as run:
-        mlflow.log_params(flatten(resolved))
-        mlflow.log_text(yaml.safe_dump(resolved, sort_keys=False), "config.yaml")
-        yield run.info.run_id
+    with interrupts.graceful(), mlflow.start_run(run_name=run_name(config), tags=tags) as run:
+        try:
+            mlflow.log_params(flatten(resolved))
+            mlflow.log_text(yaml.safe_dump(resolved, sort_keys=False), "config.yaml")
+            yield run.info.run_id
+            interrupts.check()  # a signal during model logging still ends the run KILLED
+        except BaseException as err:
+            signal_name = interrupts.received()
+            if signal_name or isinstance(err, KeyboardInterrupt):
+                reason, status = f"interrupted by {signal_name or 'SIGINT'}", "KILLED"
+            else:
+                reason, status = f"{type(err).__name__}: {err}", "FAILED"
+            mlflow.set_tag("failure.reason", reason[:4000])
+            mlflow.end_run(status)
+            if status == "KILLED":  # Lightning ends a SIGTERM with SystemExit(0): not a success
+                raise interrupts.Interrupted(f"{reason}; MLflow run {run.info.run_id} is KILLED") from err
+            raise
 
 
 def log_model(net: Any, input_example: Any) -> None:

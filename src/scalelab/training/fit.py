@@ -15,6 +15,7 @@ from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.loggers import MLFlowLogger
 from torch import nn
 
+from scalelab import interrupts
 from scalelab.config import ModelConfig, TrainerConfig, as_dict
 from scalelab.data.datamodule import PreparedDataModule
 from scalelab.models import build, count_parameters
@@ -42,6 +43,14 @@ class FitResult:
     metrics: dict[str, float]
     checkpoint: Path
     first_step_at: float  # Unix time the first optimiser step began: start-up cost, measured
+
+
+class StopOnSignal(pl.Callback):
+    """Ends training after the current step once Ctrl-C or SIGTERM has been noted."""
+
+    def on_train_batch_end(self, trainer: pl.Trainer, *_: Any) -> None:
+        if interrupts.received():
+            trainer.should_stop = True
 
 
 class FirstStepClock(pl.Callback):
@@ -91,7 +100,13 @@ def fit(
         devices=trainer_cfg.devices,
         deterministic=trainer_cfg.deterministic,
         logger=logger,
-        callbacks=[checkpoint, Provenance(meta), clock := FirstStepClock(), *(callbacks or [])],
+        callbacks=[
+            checkpoint,
+            Provenance(meta),
+            StopOnSignal(),
+            clock := FirstStepClock(),
+            *(callbacks or []),
+        ],
         plugins=[AtomicCheckpointIO()],
         enable_progress_bar=trainer_cfg.progress_bar,
         enable_model_summary=False,
@@ -99,6 +114,7 @@ def fit(
     )
     start = time.perf_counter()
     trainer.fit(module, datamodule=data)
+    interrupts.check()  # stopped early by a signal: not a finished training
     seconds = time.perf_counter() - start
     total, trainable = count_parameters(net)
     samples = trainer.max_epochs * len(data.splits["train"][1])

@@ -10,6 +10,7 @@ from hydra.utils import instantiate
 from torch import nn
 from torchmetrics import Metric
 
+from scalelab.errors import TrainingDiverged
 from scalelab.training.losses import loss_fn
 
 
@@ -98,6 +99,11 @@ class Classifier(pl.LightningModule):
         for batch in group:
             optimizer.zero_grad(set_to_none=True)
             loss = self._step(batch, "train")
+            if not torch.isfinite(loss):  # stop at once: every later step would be garbage
+                raise TrainingDiverged(
+                    f"train/loss became {loss.item()} at step {self.global_step} (epoch "
+                    f"{self.current_epoch}); lower trainer.optimizer.lr or check the data"
+                )
             self.manual_backward(loss)
             optimizer.step()
         return loss
