@@ -87,7 +87,7 @@ def finish_parent(
     from mlflow.entities import Metric
 
     client = _client(config)
-    numbers = {k.replace(".", "/"): float(v) for k, v in flatten(summary).items() if _is_number(v)}
+    numbers = _numbers(summary)
     now = int(time.time() * 1000)
     client.log_batch(parent_id, metrics=[Metric(k, v, now, 0) for k, v in numbers.items()])
     client.set_tag(parent_id, NOTE_TAG, note)
@@ -103,9 +103,12 @@ def close(config: Config, run_id: str, status: str) -> None:
     _client(config).set_terminated(run_id, status)
 
 
-def _is_number(value: str) -> bool:
-    try:
-        float(value)
-    except ValueError:
-        return False
-    return value not in ("True", "False")
+def _numbers(tree: dict[str, Any], prefix: str = "") -> dict[str, float]:
+    """The numeric leaves of a nested summary, named `a/b/c` (lists, text and nulls left out)."""
+    found: dict[str, float] = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            found.update(_numbers(value, f"{prefix}{key}/"))
+        elif isinstance(value, int | float) and not isinstance(value, bool):
+            found[f"{prefix}{key}"] = float(value)
+    return found
