@@ -27,7 +27,7 @@ test: $(STAMP)  ## the whole suite, slow end-to-end tests included
 test-fast: $(STAMP)  ## everything but the slow end-to-end tests
 	$(PY) -m pytest -m "not slow"
 
-bench: $(STAMP)  ## speed benchmarks (~10 min; need Fashion-MNIST): results in benchmarks/results/
+bench: $(STAMP)  ## speed benchmarks (~12 min; need Fashion-MNIST): results in benchmarks/results/
 	$(PY) -m benchmarks.train_overhead
 	$(PY) -m benchmarks.pipeline_overhead
 	$(PY) -m benchmarks.sweep_parallel
