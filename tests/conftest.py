@@ -77,6 +77,13 @@ def run(cmd: list[str], cwd: Path, check: bool = True, **env: str) -> subprocess
     return result
 
 
+def start(cmd: list[str], cwd: Path) -> subprocess.Popen:
+    """Start `cmd` in the background with `run_env`, stdout and stderr merged as text."""
+    return subprocess.Popen(
+        cmd, cwd=cwd, env=run_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+
+
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
     """A scratch git + DVC repo holding a copy of the project's pipeline (not its results)."""

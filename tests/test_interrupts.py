@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import signal
-import subprocess
 import time
 from pathlib import Path
 
 import pytest
 from mlflow import MlflowClient
 
-from tests.conftest import run, run_env
+from tests.conftest import run, start
 
 pytestmark = pytest.mark.slow
 
@@ -36,7 +35,7 @@ def running_run(project: Path, timeout: float = 90) -> str:
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_a_signalled_training_ends_its_run_killed(project: Path, sig: signal.Signals) -> None:
     run(["python", "-m", "pipelines.prepare"], project)
-    child = subprocess.Popen(
+    child = start(
         [
             "python",
             "-m",
@@ -45,11 +44,7 @@ def test_a_signalled_training_ends_its_run_killed(project: Path, sig: signal.Sig
             "trainer.max_epochs=1000",
             "trainer.progress_bar=false",
         ],
-        cwd=project,
-        env=run_env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
+        project,
     )
     try:
         run_id = running_run(project)

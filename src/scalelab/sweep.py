@@ -10,7 +10,6 @@ to `reports/sweeps/<sweep.name>/`. A job that fails leaves a FAILED child; the f
 from __future__ import annotations
 
 import functools
-import itertools
 import logging
 import os
 from collections.abc import Callable
@@ -68,8 +67,8 @@ def _task_config(config: DictConfig) -> Config:
     return load_config({k: v for k, v in config.items() if k != "hydra"})
 
 
-def swept_runs(config: DictConfig) -> list[tuple[str, int]]:
-    """Every (size, seed) the multirun's command-line sweep launches, in launch order."""
+def swept_runs(config: DictConfig) -> tuple[list[str], list[int]]:
+    """The sizes and seeds the multirun's command-line sweep launches (every pair of them)."""
     values: dict[str, list[Any]] = {"model.size": [config.model.size], "seed": [config.seed]}
     for override in OverridesParser.create().parse_overrides(list(config.hydra.overrides.task)):
         key = override.get_key_element()
@@ -81,7 +80,7 @@ def swept_runs(config: DictConfig) -> list[tuple[str, int]]:
                 f"are stored per <size>-s<seed>); sweep other axes with dvc exp run --queue -S"
             )
         values[key] = list(override.sweep_iterator())
-    return [(str(size), int(seed)) for size, seed in itertools.product(values["model.size"], values["seed"])]
+    return [str(size) for size in values["model.size"]], [int(seed) for seed in values["seed"]]
 
 
 class SweepCallback(Callback):
@@ -125,23 +124,17 @@ class SweepCallback(Callback):
     @staticmethod
     def _fit(config: DictConfig, task: Config, parent: str) -> list[str]:
         from scalelab.scaling.report import markdown, write_study
-        from scalelab.scaling.study import Study, analyse, read_record
+        from scalelab.scaling.study import analyse, collect
 
         finished = {run.info.run_id for run in sweeps.children(task, parent) if run.info.status == "FINISHED"}
-        records, missing = [], []
-        for size, seed in swept_runs(config):
-            record = read_record(size, seed)
-            # Only this sweep's own finished run counts, never an older report at the same path.
-            if record is not None and record.run_id in finished:
-                records.append(record)
-            else:
-                missing.append(paths.run_key(size, seed))
-        records.sort(key=lambda r: (r.params, r.seed))
-        study = analyse(Study(records, missing), task.sweep.bootstrap)
+        sizes, seeds = swept_runs(config)
+        study = collect(sizes, seeds, finished=finished)
+        study = analyse(study, task.sweep.bootstrap)
         out = paths.REPORTS / "sweeps" / task.sweep.name
         files = write_study(study, out)
         sweeps.finish_parent(task, parent, study.summary(), markdown(study), files)
         for note in study.notes:
             log.warning("sweep %s: %s", task.sweep.name, note)
-        print(f"sweep {task.sweep.name}: {len(records)} runs fitted, report in {out}/, parent run {parent}")
-        return missing
+        fitted = len(study.records)
+        print(f"sweep {task.sweep.name}: {fitted} runs fitted, report in {out}/, parent run {parent}")
+        return study.missing

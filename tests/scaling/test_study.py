@@ -71,3 +71,11 @@ def test_study_files_and_table(tmp_path: Path) -> None:
     assert [r.split(",")[0] for r in rows[1:]] == list(LADDER), "ordered by size"
     table = markdown(study)
     assert "| xl | 0 | 596,490 |" in table and "**Fit** L(N) = 0.1" in table
+
+
+def test_a_report_from_another_run_does_not_stand_in_for_this_sweeps(tmp_path: Path) -> None:
+    for size in ("xs", "s", "m"):
+        write_run(tmp_path, size, 0, float(LAW(LADDER[size])))
+    # This sweep's s run failed; the report at its path is an older run's (id-s-0).
+    study = collect(["xs", "s", "m"], [0], tmp_path, finished={"id-xs-0", "id-m-0"})
+    assert [r.size for r in study.records] == ["xs", "m"] and study.missing == ["s-s0"]

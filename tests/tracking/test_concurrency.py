@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import pytest
 from mlflow import MlflowClient
 
-from tests.conftest import run, run_env
+from tests.conftest import run, start
 
 pytestmark = pytest.mark.slow
 
@@ -19,7 +18,7 @@ def test_eight_concurrent_trainings_share_a_fresh_sqlite_store(project: Path) ->
     run(["python", "-m", "pipelines.prepare"], project)
     assert not (project / "mlflow.db").exists(), "the store is created by the racing jobs themselves"
     children = [
-        subprocess.Popen(
+        start(
             [
                 "python",
                 "-m",
@@ -29,11 +28,7 @@ def test_eight_concurrent_trainings_share_a_fresh_sqlite_store(project: Path) ->
                 "trainer.max_epochs=3",
                 "trainer.progress_bar=false",
             ],
-            cwd=project,
-            env=run_env(),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
+            project,
         )
         for seed in range(JOBS)
     ]

@@ -104,13 +104,19 @@ class Study:
         }
 
 
-def collect(sizes: list[str], seeds: list[int], reports: Path | None = None) -> Study:
-    """Read every (size, seed) of a sweep; those without complete reports are listed as missing."""
+def collect(
+    sizes: list[str], seeds: list[int], reports: Path | None = None, finished: set[str] | None = None
+) -> Study:
+    """Read every (size, seed) of a sweep; those without complete reports are listed as missing.
+
+    With `finished`, a report counts only if its run id is in it, so that an older report at
+    the same path never stands in for a run of this sweep that failed.
+    """
     records, missing = [], []
     for size in sizes:
         for seed in seeds:
             record = read_record(size, seed, reports)
-            if record is None:
+            if record is None or (finished is not None and record.run_id not in finished):
                 missing.append(paths.run_key(size, seed))
             else:
                 records.append(record)

@@ -42,7 +42,7 @@ class FitResult:
     net: nn.Module
     metrics: dict[str, float]
     checkpoint: Path
-    first_step_at: float  # Unix time the first optimiser step began: start-up cost, measured
+    first_step_at: float | None  # Unix time the first optimiser step began: start-up cost, measured
 
 
 class StopOnSignal(pl.Callback):
@@ -56,10 +56,10 @@ class StopOnSignal(pl.Callback):
 class FirstStepClock(pl.Callback):
     """Notes the wall-clock time at which training proper begins."""
 
-    at = float("nan")
+    at: float | None = None
 
     def on_train_batch_start(self, trainer: pl.Trainer, *_: Any) -> None:
-        if self.at != self.at:  # still NaN: this is the first batch
+        if self.at is None:
             self.at = time.time()
 
 
