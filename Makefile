@@ -38,5 +38,5 @@ lint: $(STAMP)
 ui: $(STAMP)  ## browse the runs: MLflow UI on the project's store, loopback only
 	mlflow ui --backend-store-uri sqlite:///mlflow.db --host 127.0.0.1 --port 5000
 
-clean:  ## delete results (not the venv): data/prepared, models, reports, MLflow store
-	rm -rf data/prepared models reports mlflow.db mlruns
+clean:  ## delete results (not the venv): data/prepared, models, checkpoints, reports, MLflow store
+	rm -rf data/prepared models checkpoints reports mlflow.db mlruns

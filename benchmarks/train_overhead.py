@@ -40,10 +40,12 @@ def hand_loop(data_dir: Path, model_cfg: ModelConfig, epochs: int, seed: int) ->
     net = build(model_cfg, list(x.shape[1:]), 10)
     optimizer = instantiate(TrainerConfig().optimizer, params=net.parameters())  # same as (b)
     epoch_seconds = []
-    for _ in range(epochs):
+    batches = InMemoryBatches(x, y, 128, shuffle=True, seed=seed)
+    for epoch in range(epochs):
         start = time.perf_counter()
         net.train()
-        for xb, yb in InMemoryBatches(x, y, 128, shuffle=True, seed=seed):
+        batches.set_epoch(epoch)
+        for xb, yb in batches:
             optimizer.zero_grad(set_to_none=True)
             F.cross_entropy(net(xb), yb).backward()
             optimizer.step()

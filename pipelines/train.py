@@ -1,4 +1,10 @@
-"""Stage `train`: fit one rung and seed; checkpoint to models/<size>-s<seed>/, log to MLflow."""
+"""Stage `train`: fit one rung and seed; checkpoint to models/<size>-s<seed>/, log to MLflow.
+
+A training killed part-way (even by SIGKILL) resumes from its last epoch checkpoint, into the
+same MLflow run, when the same command runs again.
+"""
+
+import shutil
 
 import hydra
 from omegaconf import DictConfig
@@ -8,6 +14,7 @@ from scalelab.config import load_config
 from scalelab.data.datamodule import PreparedDataModule
 from scalelab.errors import exit_on_user_error
 from scalelab.sweep import survives_sweep
+from scalelab.training import resume
 from scalelab.training.fit import fit
 
 
@@ -16,28 +23,35 @@ from scalelab.training.fit import fit
 @exit_on_user_error
 def main(cfg: DictConfig) -> None:
     config = load_config(cfg)
-    size, seed = config.model.size, config.seed
-    trainer = config.trainer
+    size, seed, trainer = config.model.size, config.seed, config.trainer
+    key = paths.run_key(size, seed)
     data = PreparedDataModule(
         paths.prepared_dir(config.data.name), trainer.batch_size, seed, trainer.steps_per_call
     )
-    with tracking.training_run(config, data.manifest["fingerprint"]) as run_id:
+    checkpoints = resume.checkpoint_dir(key, resume.identity(config.model, trainer, data.manifest, seed))
+    previous = resume.previous(checkpoints)
+    if previous:
+        print(f"resuming {key} after epoch {previous.epochs_done} from {previous.path}")
+    fingerprint = data.manifest["fingerprint"]
+    with tracking.training_run(config, fingerprint, previous and previous.run_id) as run_id:
         result = fit(
             config.model,
-            config.trainer,
+            trainer,
             data,
             seed=seed,
             out_dir=paths.model_dir(size, seed),
+            checkpoints=checkpoints,
             tracking_uri=tracking.resolve_uri(config.tracking),
             run_id=run_id,
         )
         if config.tracking.log_model:
             tracking.log_model(result.net, data.splits["val"][0][:8])
+    shutil.rmtree(checkpoints)  # the run is finished: nothing left to resume
     out = paths.run_reports(size, seed)
     atomic.write_json(out / "train_metrics.json", result.metrics)
     run = {"run_id": run_id, "size": size, "seed": seed, "first_step_at": result.first_step_at}
     atomic.write_json(out / "run.json", run)
-    print(f"trained {paths.run_key(size, seed)}: val/acc={result.metrics['val/acc']:.4f}, run {run_id}")
+    print(f"trained {key}: val/acc={result.metrics['val/acc']:.4f}, run {run_id}")
 
 
 if __name__ == "__main__":

@@ -5,10 +5,14 @@ from __future__ import annotations
 import gzip
 import os
 import shutil
+import signal
+import socket
 import struct
 import subprocess
 import sys
-from collections.abc import Callable
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -77,18 +81,16 @@ def run(cmd: list[str], cwd: Path, check: bool = True, **env: str) -> subprocess
     return result
 
 
-def start(cmd: list[str], cwd: Path) -> subprocess.Popen:
+def start(cmd: list[str], cwd: Path, **popen: object) -> subprocess.Popen:
     """Start `cmd` in the background with `run_env`, stdout and stderr merged as text."""
     return subprocess.Popen(
-        cmd, cwd=cwd, env=run_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        cmd, cwd=cwd, env=run_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **popen
     )
 
 
-@pytest.fixture
-def project(tmp_path: Path) -> Path:
-    """A scratch git + DVC repo holding a copy of the project's pipeline (not its results)."""
-    repo = tmp_path / "project"
-    repo.mkdir()
+def make_project(repo: Path) -> Path:
+    """Make `repo` a scratch git + DVC repo holding a copy of the project's pipeline (not its results)."""
+    repo.mkdir(parents=True)
     for name in PROJECT_FILES:
         source = ROOT / name
         if source.is_dir():
@@ -102,3 +104,52 @@ def project(tmp_path: Path) -> Path:
     run(["dvc", "config", "core.analytics", "false"], repo)
     run(["dvc", "config", "hydra.enabled", "true"], repo)
     return repo
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    """A scratch git + DVC repo holding a copy of the project's pipeline (not its results)."""
+    return make_project(tmp_path / "project")
+
+
+def free_port() -> int:
+    """A TCP port on loopback that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def mlflow_server(tmp_path: Path) -> Iterator[str]:
+    """A real `mlflow server` on loopback (SQLite store, proxied artifacts); yields its URL.
+
+    Started in its own process group, without the job-execution workers (STACK-NOTES.md), and
+    stopped by killing that group.
+    """
+    store = tmp_path / "server"
+    store.mkdir()
+    port = free_port()
+    cmd = [
+        "mlflow", "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+        "--backend-store-uri", f"sqlite:///{store}/mlflow.db",
+        "--artifacts-destination", str(store / "artifacts"),
+    ]  # fmt: skip
+    env = run_env(MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false")
+    log = (store / "server.log").open("w")
+    server = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            if server.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"mlflow server did not start:\n{(store / 'server.log').read_text()}")
+            try:
+                with urllib.request.urlopen(f"{url}/health", timeout=2):
+                    break
+            except OSError:
+                time.sleep(0.3)
+        yield url
+    finally:
+        os.killpg(server.pid, signal.SIGKILL)
+        server.wait()
+        log.close()

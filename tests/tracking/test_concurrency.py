@@ -1,4 +1,4 @@
-"""Eight trainings logging at once to one fresh SQLite store lose nothing."""
+"""Eight trainings logging at once lose nothing: to a fresh SQLite store, and to a real server."""
 
 from __future__ import annotations
 
@@ -12,11 +12,12 @@ from tests.conftest import run, start
 pytestmark = pytest.mark.slow
 
 JOBS = 8
+EPOCH_METRICS = {f"{split}/{name}" for split in ("train", "val") for name in ("loss", "acc", "f1_macro")}
+SUMMARY_METRICS = {"model/params", "model/flops_per_sample", "train/seconds", "train/samples_seen"}
 
 
-def test_eight_concurrent_trainings_share_a_fresh_sqlite_store(project: Path) -> None:
-    run(["python", "-m", "pipelines.prepare"], project)
-    assert not (project / "mlflow.db").exists(), "the store is created by the racing jobs themselves"
+def train_at_once(project: Path, *overrides: str) -> None:
+    """Start JOBS trainings (seeds 0..JOBS-1) at the same moment; all must succeed."""
     children = [
         start(
             [
@@ -27,6 +28,7 @@ def test_eight_concurrent_trainings_share_a_fresh_sqlite_store(project: Path) ->
                 f"seed={seed}",
                 "trainer.max_epochs=3",
                 "trainer.progress_bar=false",
+                *overrides,
             ],
             project,
         )
@@ -36,7 +38,8 @@ def test_eight_concurrent_trainings_share_a_fresh_sqlite_store(project: Path) ->
     for child, output in zip(children, outputs, strict=True):
         assert child.returncode == 0, output
 
-    client = MlflowClient(f"sqlite:///{project}/mlflow.db")
+
+def assert_nothing_lost(client: MlflowClient) -> None:
     [experiment] = [e for e in client.search_experiments() if e.name == "digits-mlp"]
     runs = client.search_runs([experiment.experiment_id])
     assert sorted(r.info.run_name for r in runs) == sorted(f"mlp-xs-s{s}" for s in range(JOBS))
@@ -45,5 +48,25 @@ def test_eight_concurrent_trainings_share_a_fresh_sqlite_store(project: Path) ->
         assert r.info.status == "FINISHED"
         assert r.data.params.keys() == reference.params.keys(), "every param of every run arrived"
         assert r.data.metrics.keys() == reference.metrics.keys(), "every metric of every run arrived"
-        assert len(client.get_metric_history(r.info.run_id, "val/loss")) == 3
+        assert EPOCH_METRICS | SUMMARY_METRICS <= r.data.metrics.keys()
+        assert len(r.data.params) > 30 and r.data.params["seed"] == r.data.tags["seed"]
+        for name in EPOCH_METRICS:
+            assert [m.step for m in client.get_metric_history(r.info.run_id, name)] == [0, 1, 2]
         assert any(a.path == "config.yaml" for a in client.list_artifacts(r.info.run_id))
+
+
+def test_eight_concurrent_trainings_share_a_fresh_sqlite_store(project: Path) -> None:
+    run(["python", "-m", "pipelines.prepare"], project)
+    assert not (project / "mlflow.db").exists(), "the store is created by the racing jobs themselves"
+    train_at_once(project)
+    assert_nothing_lost(MlflowClient(f"sqlite:///{project}/mlflow.db"))
+
+
+def test_eight_concurrent_trainings_share_a_real_tracking_server(project: Path, mlflow_server: str) -> None:
+    run(["python", "-m", "pipelines.prepare"], project)
+    train_at_once(project, f"tracking.uri={mlflow_server}")
+    client = MlflowClient(mlflow_server)
+    assert_nothing_lost(client)
+    for r in client.search_runs([client.get_experiment_by_name("digits-mlp").experiment_id]):
+        assert client.list_artifacts(r.info.run_id, "model"), "the model went through the server's proxy"
+    assert not (project / "mlflow.db").exists(), "nothing was written to the local store"

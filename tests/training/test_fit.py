@@ -65,15 +65,22 @@ def test_same_seed_gives_identical_weights_other_seed_does_not(digits: Path, tmp
     assert not all(torch.equal(a[k], c[k]) for k in a)
 
 
-def test_in_memory_batches_visit_every_sample_once_per_epoch_in_new_order() -> None:
+def test_in_memory_batches_visit_every_sample_once_per_epoch_in_an_order_set_by_seed_and_epoch() -> None:
     x = torch.arange(10.0).unsqueeze(1)
     y = torch.arange(10)
     batches = InMemoryBatches(x, y, batch_size=4, shuffle=True, seed=0)
     assert len(batches) == 3
-    first = torch.cat([yb for _, yb in batches])
-    second = torch.cat([yb for _, yb in batches])
+
+    def order(seed: int, epoch: int) -> torch.Tensor:
+        batches = InMemoryBatches(x, y, batch_size=4, shuffle=True, seed=seed)
+        batches.set_epoch(epoch)
+        return torch.cat([yb for _, yb in batches])
+
+    first, second = order(0, 0), order(0, 1)
     assert sorted(first.tolist()) == sorted(second.tolist()) == list(range(10))
-    assert not torch.equal(first, second)
+    assert not torch.equal(first, second), "a new order each epoch"
+    assert torch.equal(order(0, 1), second), "the same (seed, epoch), the same order: resumable"
+    assert not torch.equal(order(1, 1), second), "another seed, another order"
     for xb, yb in batches:
         assert torch.equal(xb.squeeze(1).long(), yb), "inputs stay aligned with labels"
     fixed = InMemoryBatches(x, y, batch_size=4, shuffle=False)

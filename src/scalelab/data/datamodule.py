@@ -5,24 +5,36 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytorch_lightning as pl
 import torch
 
 from scalelab.data.prepared import load_split, read_manifest
 
 
+def epoch_seed(seed: int, epoch: int) -> int:
+    """The seed of epoch `epoch`'s batch order: a function of (seed, epoch) alone, so a resumed
+    training sees exactly the batches an uninterrupted one would have seen."""
+    return int(np.random.SeedSequence([seed, epoch]).generate_state(1, np.uint64)[0] >> 1)
+
+
 class InMemoryBatches:
-    """Iterate `(x, y)` batches of in-memory tensors, reshuffled each pass by a seeded generator.
+    """Iterate `(x, y)` batches of in-memory tensors, shuffled per epoch by `epoch_seed`.
 
     Hand-written because `DataLoader(TensorDataset)` indexes and collates sample by sample:
     slicing a random permutation is ~30x faster per epoch on small MLPs (STACK-NOTES.md).
+    Lightning calls `set_epoch` before each training epoch, as it does for a DistributedSampler.
     """
 
     def __init__(
         self, x: torch.Tensor, y: torch.Tensor, batch_size: int, shuffle: bool, seed: int = 0
     ) -> None:
         self.x, self.y, self.batch_size, self.shuffle = x, y, batch_size, shuffle
-        self.generator = torch.Generator().manual_seed(seed)
+        self.seed, self.epoch = seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Choose the batch order of `epoch` (0-based)."""
+        self.epoch = epoch
 
     def __len__(self) -> int:
         return -(-len(self.y) // self.batch_size)
@@ -30,7 +42,8 @@ class InMemoryBatches:
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         n = len(self.y)
         if self.shuffle:
-            order = torch.randperm(n, generator=self.generator)
+            generator = torch.Generator().manual_seed(epoch_seed(self.seed, self.epoch))
+            order = torch.randperm(n, generator=generator)
             x, y = self.x[order], self.y[order]
         else:
             x, y = self.x, self.y
@@ -48,6 +61,8 @@ class Grouped:
 
     def __init__(self, batches: InMemoryBatches, size: int) -> None:
         self.batches, self.size = batches, size
+        # Lightning looks for `sampler.set_epoch` on each train loader (`_set_sampler_epoch`).
+        self.sampler = batches
 
     def __len__(self) -> int:
         return -(-len(self.batches) // self.size)

@@ -120,19 +120,21 @@ def git_commit() -> str:
 
 
 @contextmanager
-def training_run(config: Config, dataset_fingerprint: str) -> Iterator[str]:
+def training_run(config: Config, dataset_fingerprint: str, resume: str | None = None) -> Iterator[str]:
     """Open the MLflow run for training `config`, self-described; yield its id.
 
-    The run ends FINISHED; FAILED if the body raises, with the reason in the tag
-    `failure.reason`; KILLED if the process is interrupted (Ctrl-C or SIGTERM, handled at a
-    step boundary: see `scalelab.interrupts`). Only SIGKILL can leave it RUNNING.
+    With `resume`, the id a killed training stored with its checkpoint, that run is reopened if
+    it is still open (RUNNING after SIGKILL, KILLED after a signal) in this store; otherwise a
+    new run is made. The run ends FINISHED; FAILED if the body raises, with the reason in the
+    tag `failure.reason`; KILLED if the process is interrupted (Ctrl-C or SIGTERM, handled at a
+    step boundary: see `scalelab.interrupts`). Only SIGKILL can leave it RUNNING, until resumed.
     """
     import mlflow
 
     uri = resolve_uri(config.tracking)
     ensure_store(uri)
     mlflow.set_tracking_uri(uri)
-    mlflow.set_experiment(experiment_name(config))
+    experiment = mlflow.set_experiment(experiment_name(config))
     resolved = as_dict(config)
     tags = {
         "mlflow.source.git.commit": git_commit(),
@@ -147,9 +149,16 @@ def training_run(config: Config, dataset_fingerprint: str) -> Iterator[str]:
     from scalelab.tracking.sweeps import parent_tags
 
     tags.update(parent_tags())
-    with interrupts.graceful(), mlflow.start_run(run_name=run_name(config), tags=tags) as run:
+    reopen = resume if resume and _is_open(uri, resume, experiment.experiment_id) else None
+    name = None if reopen else run_name(config)
+    with interrupts.graceful(), mlflow.start_run(run_id=reopen, run_name=name, tags=tags) as run:
         try:
-            mlflow.log_params(flatten(resolved))
+            before = mlflow.get_run(reopen).data if reopen else None
+            if before and "failure.reason" in before.tags:  # KILLED by a signal, now resumed
+                mlflow.delete_tag("failure.reason")
+            logged = before.params if before else {}
+            # a resumed run keeps the params it has: only runtime-only settings can differ
+            mlflow.log_params({k: v for k, v in flatten(resolved).items() if k not in logged})
             mlflow.log_text(yaml.safe_dump(resolved, sort_keys=False), "config.yaml")
             yield run.info.run_id
             interrupts.check()  # a signal during model logging still ends the run KILLED
@@ -164,6 +173,18 @@ def training_run(config: Config, dataset_fingerprint: str) -> Iterator[str]:
             if status == "KILLED":  # Lightning ends a SIGTERM with SystemExit(0): not a success
                 raise interrupts.Interrupted(f"{reason}; MLflow run {run.info.run_id} is KILLED") from err
             raise
+
+
+def _is_open(uri: str, run_id: str, experiment_id: str) -> bool:
+    """Whether run `run_id` exists in this store's experiment and never finished."""
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    try:
+        info = MlflowClient(uri).get_run(run_id).info
+    except MlflowException:
+        return False
+    return info.experiment_id == experiment_id and info.status in ("RUNNING", "KILLED")
 
 
 def log_model(net: Any, input_example: Any) -> None:

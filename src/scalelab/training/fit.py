@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import shutil
 import time
 import warnings
 from dataclasses import dataclass
@@ -11,17 +12,18 @@ from typing import Any
 
 import pytorch_lightning as pl
 import torch
-from pytorch_lightning.callbacks import ModelCheckpoint
-from pytorch_lightning.loggers import MLFlowLogger
 from torch import nn
 
 from scalelab import interrupts
-from scalelab.config import ModelConfig, TrainerConfig, as_dict
+from scalelab.atomic import atomic_path
+from scalelab.config import ModelConfig, TrainerConfig
 from scalelab.data.datamodule import PreparedDataModule
 from scalelab.models import build, count_parameters
 from scalelab.models.flops import training_flops_per_sample
+from scalelab.tracking.history import RunHistory
 from scalelab.training.checkpoint import AtomicCheckpointIO, Provenance
 from scalelab.training.module import Classifier
+from scalelab.training.resume import LAST, EpochCheckpoint, identity
 from scalelab.training.saved import CHECKPOINT_FILE
 
 # Lightning's start-up chatter that says nothing about this run: an advert, and a warning about
@@ -30,8 +32,6 @@ logging.getLogger("pytorch_lightning.utilities.rank_zero").addFilter(
     lambda record: not record.getMessage().startswith("💡 Tip")
 )
 warnings.filterwarnings("ignore", message=".*smaller than the logging interval.*")
-# Checkpoints live at stable paths on purpose (models/<size>-s<seed>/): rerunning overwrites them.
-warnings.filterwarnings("ignore", message=r".*Checkpoint directory .* exists and is not empty.*")
 warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)` is deprecated.*")
 
 
@@ -70,52 +70,42 @@ def fit(
     *,
     seed: int,
     out_dir: Path,
+    checkpoints: Path | None = None,
     tracking_uri: str | None = None,
     run_id: str | None = None,
     callbacks: list[pl.Callback] | None = None,
 ) -> FitResult:
-    """Train `model_cfg` on `data` per `trainer_cfg`; log epochs to MLflow run `run_id` if given."""
+    """Train `model_cfg` on `data` per `trainer_cfg`; the final checkpoint is `out_dir/model.ckpt`.
+
+    Every epoch is checkpointed and logged to MLflow run `run_id` if given. With a
+    `checkpoints` folder, the epoch checkpoints go there and a training that left one is
+    resumed from it; without, they go straight to `out_dir/model.ckpt` and nothing is resumed.
+    """
     pl.seed_everything(seed, workers=True, verbose=False)
     if trainer_cfg.num_threads is not None:
         torch.set_num_threads(trainer_cfg.num_threads)
     manifest = data.manifest
     net = build(model_cfg, manifest["input_shape"], manifest["num_classes"])
     module = Classifier(net, manifest["num_classes"], trainer_cfg.loss, trainer_cfg.optimizer)
-    meta = {
-        "model": as_dict(model_cfg),
-        "input_shape": manifest["input_shape"],
-        "num_classes": manifest["num_classes"],
-        "loss": trainer_cfg.loss,
-        "dataset_fingerprint": manifest["fingerprint"],
-        "seed": seed,
-        "run_id": run_id,
-    }
-    logger: MLFlowLogger | bool = MLFlowLogger(tracking_uri=tracking_uri, run_id=run_id) if run_id else False
-    checkpoint = ModelCheckpoint(
-        dirpath=out_dir, filename=Path(CHECKPOINT_FILE).stem, enable_version_counter=False
-    )
+    meta = {**identity(model_cfg, trainer_cfg, manifest, seed), "loss": trainer_cfg.loss, "run_id": run_id}
+    history = RunHistory(tracking_uri, run_id) if run_id and tracking_uri else None
+    final = out_dir / CHECKPOINT_FILE
+    epochs = EpochCheckpoint(checkpoints / LAST if checkpoints else final, history)
     trainer = pl.Trainer(
         max_epochs=trainer_cfg.max_epochs,
         accelerator=trainer_cfg.accelerator,
         devices=trainer_cfg.devices,
         deterministic=trainer_cfg.deterministic,
-        logger=logger,
-        callbacks=[
-            checkpoint,
-            Provenance(meta),
-            StopOnSignal(),
-            clock := FirstStepClock(),
-            *(callbacks or []),
-        ],
+        logger=False,  # MLflow gets whole epochs from EpochCheckpoint: see tracking/history.py
+        callbacks=[epochs, Provenance(meta), StopOnSignal(), clock := FirstStepClock(), *(callbacks or [])],
         plugins=[AtomicCheckpointIO()],
         enable_progress_bar=trainer_cfg.progress_bar,
         enable_model_summary=False,
         num_sanity_val_steps=0,
     )
-    start = time.perf_counter()
-    trainer.fit(module, datamodule=data)
+    resume = checkpoints is not None and epochs.path.is_file()
+    trainer.fit(module, datamodule=data, ckpt_path=epochs.path if resume else None)
     interrupts.check()  # stopped early by a signal: not a finished training
-    seconds = time.perf_counter() - start
     total, trainable = count_parameters(net)
     samples = trainer.max_epochs * len(data.splits["train"][1])
     flops_per_sample = training_flops_per_sample(net, manifest["input_shape"])
@@ -126,14 +116,12 @@ def fit(
         "model/flops_per_sample": flops_per_sample,
         "train/flops": flops_per_sample * samples,
         "train/samples_seen": samples,
-        "train/seconds": seconds,
-        "train/samples_per_second": samples / seconds,
+        "train/seconds": epochs.seconds,
+        "train/samples_per_second": samples / epochs.seconds,
     }
-    for run_logger in trainer.loggers:
-        run_logger.log_metrics(summary, step=trainer.global_step)
-    metrics = {**_final_metrics(trainer.callback_metrics), **summary}
-    return FitResult(net.eval(), metrics, out_dir / CHECKPOINT_FILE, clock.at)
-
-
-def _final_metrics(callback_metrics: dict[str, Any]) -> dict[str, float]:
-    return {k: float(v) for k, v in sorted(callback_metrics.items()) if "/" in k}
+    if history:
+        history.log_once(summary, step=len(epochs.history) - 1)
+    if final != epochs.path:
+        with atomic_path(final) as tmp:
+            shutil.copyfile(epochs.path, tmp)
+    return FitResult(net.eval(), {**epochs.history[-1], **summary}, final, clock.at)

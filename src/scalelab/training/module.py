@@ -76,6 +76,7 @@ class Classifier(pl.LightningModule):
         self.loss_name = loss
         self.optimizer_cfg = optimizer
         self.train_stats, self.val_stats = EpochStats(num_classes), EpochStats(num_classes)
+        self.epoch_metrics: dict[str, float] = {}  # the latest epoch's train/* and val/*
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
@@ -90,7 +91,9 @@ class Classifier(pl.LightningModule):
 
     def _log_epoch(self, split: str) -> None:
         stats = getattr(self, f"{split}_stats")
-        self.log_dict({f"{split}/{k}": v for k, v in stats.compute().items()}, prog_bar=True)
+        values = {f"{split}/{k}": v for k, v in stats.compute().items()}
+        self.epoch_metrics.update({k: float(v) for k, v in values.items()})
+        self.log_dict(values, prog_bar=True)  # the progress bar; MLflow gets epoch_metrics
         stats.reset()
 
     def training_step(self, group: list[tuple[torch.Tensor, torch.Tensor]], _: int) -> torch.Tensor:

@@ -1,0 +1,176 @@
+"""`kill -9` a training at any moment and run the same command again: it resumes from the last
+complete checkpoint into the same MLflow run, and ends exactly where an uninterrupted one ends."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import torch
+from mlflow import MlflowClient
+
+from scalelab.training.saved import CHECKPOINT_FILE
+from tests.conftest import make_project, run, start
+
+pytestmark = pytest.mark.slow
+
+EPOCHS = 60  # xl on digits: ~0.1 s an epoch, so a kill lands mid-training
+# one thread: the test's busy-waiting must not fight the training's thread pool for the 2 cores
+BASE = ["model.size=xl", "trainer.progress_bar=false", "trainer.num_threads=1"]
+OVERRIDES = [*BASE, f"trainer.max_epochs={EPOCHS}"]
+# 4x wider: a 27 MB checkpoint, whose temp file lives long enough for the kill to land in it
+WIDE = [*BASE, "model.width=2048", "trainer.max_epochs=10"]
+ATTEMPTS = 6  # kills that may land just after the rename instead: retry, resuming each time
+TIMING = ("train/seconds", "train/samples_per_second")  # wall-clock: the only numbers allowed to differ
+
+
+def train(overrides: list[str]) -> list[str]:
+    return ["python", "-m", "pipelines.train", *overrides]
+
+
+def epochs(overrides: list[str]) -> int:
+    return int(next(o for o in reversed(overrides) if o.startswith("trainer.max_epochs="))[19:])
+
+
+def store(repo: Path) -> MlflowClient:
+    return MlflowClient(f"sqlite:///{repo}/mlflow.db")
+
+
+def outcome(repo: Path) -> tuple[str, dict[str, float], dict[str, torch.Tensor]]:
+    """Run id, final metrics (timings left out) and weights of the last finished xl training."""
+    reports = repo / "reports/runs/xl-s0"
+    metrics = json.loads((reports / "train_metrics.json").read_text())
+    weights = torch.load(repo / "models/xl-s0" / CHECKPOINT_FILE, weights_only=True)["state_dict"]
+    run_id = json.loads((reports / "run.json").read_text())["run_id"]
+    return run_id, {k: v for k, v in metrics.items() if k not in TIMING}, weights
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A project with prepared digits."""
+    repo = make_project(tmp_path_factory.mktemp("resume") / "project")
+    run(["python", "-m", "pipelines.prepare"], repo)
+    return repo
+
+
+REFERENCES: dict[tuple[str, ...], tuple[dict, dict]] = {}
+
+
+def reference(repo: Path, overrides: list[str]) -> tuple[dict, dict]:
+    """Final metrics and weights of an uninterrupted training: what a resume must match."""
+    if tuple(overrides) not in REFERENCES:
+        run(train(overrides), repo)
+        REFERENCES[tuple(overrides)] = outcome(repo)[1:]
+    return REFERENCES[tuple(overrides)]
+
+
+def checkpoint_file(repo: Path, name: str = "last.ckpt") -> Path | None:
+    found = list((repo / "checkpoints").glob(f"xl-s0-*/{name}"))
+    return found[0] if found else None
+
+
+def first_checkpoint(repo: Path) -> Path:
+    while (found := checkpoint_file(repo)) is None:
+        time.sleep(0.01)
+    return found
+
+
+def mid_epoch(repo: Path) -> None:
+    """Some epochs in, at an arbitrary point of an epoch."""
+    first_checkpoint(repo)
+    time.sleep(1.37)
+
+
+def during_checkpoint_write(repo: Path) -> None:
+    """While `AtomicCheckpointIO`'s temp file exists: written, or being written, not yet renamed."""
+    tmp = first_checkpoint(repo).with_name(".last.ckpt.tmp")
+    deadline = time.monotonic() + 60
+    while not tmp.exists() and time.monotonic() < deadline:
+        pass  # busy-wait: the window lasts milliseconds
+
+
+def between_checkpoint_and_mlflow(repo: Path) -> None:
+    """Right after an epoch's checkpoint is renamed into place, before that epoch is logged."""
+    mid_epoch(repo)
+    inode = os.stat(checkpoint_file(repo)).st_ino  # type: ignore[arg-type]
+    while os.stat(checkpoint_file(repo)).st_ino == inode:  # type: ignore[arg-type]
+        pass
+
+
+def kill_when(repo: Path, moment: Callable[[Path], None], cmd: list[str]) -> str:
+    """Start `cmd`, SIGKILL its whole process group at `moment`; return the run left RUNNING."""
+    child = start(cmd, repo, start_new_session=True)
+    try:
+        moment(repo)
+        os.killpg(child.pid, signal.SIGKILL)
+        child.wait(timeout=30)
+    finally:
+        child.kill()
+    assert checkpoint_file(repo) is not None, "killed after a complete checkpoint"
+    client = store(repo)
+    [experiment] = [e for e in client.search_experiments() if e.name == "digits-mlp"]
+    running = client.search_runs([experiment.experiment_id], "attributes.status = 'RUNNING'")
+    assert len(running) == 1, "SIGKILL leaves exactly the killed run RUNNING"
+    return running[0].info.run_id
+
+
+def assert_resumed_like_reference(
+    repo: Path, killed_run: str, output: str, expected: tuple[dict, dict], n_epochs: int
+) -> None:
+    metrics, weights = expected
+    assert "resuming xl-s0 after epoch" in output
+    run_id, resumed_metrics, resumed_weights = outcome(repo)
+    assert run_id == killed_run, "the resumed training continues the killed MLflow run"
+    assert resumed_metrics == metrics, "same final metrics as the uninterrupted training"
+    assert resumed_weights.keys() == weights.keys()
+    assert all(torch.equal(resumed_weights[k], weights[k]) for k in weights), "same weights, bit for bit"
+    client = store(repo)
+    assert client.get_run(run_id).info.status == "FINISHED"
+    for name in ("train/loss", "train/acc", "val/loss", "val/acc"):
+        steps = [m.step for m in client.get_metric_history(run_id, name)]
+        assert sorted(steps) == list(range(n_epochs)), f"{name}: one point per epoch, no gap, no duplicate"
+    assert not list((repo / "checkpoints").iterdir()), "a finished training leaves nothing to resume"
+
+
+@pytest.mark.parametrize(
+    ("moment", "overrides"),
+    [(mid_epoch, OVERRIDES), (during_checkpoint_write, WIDE), (between_checkpoint_and_mlflow, OVERRIDES)],
+)
+def test_the_hydra_app_resumes_after_sigkill(
+    repo: Path, moment: Callable[[Path], None], overrides: list[str]
+) -> None:
+    expected = reference(repo, overrides)
+    killed_run = kill_when(repo, moment, train(overrides))
+    if moment is during_checkpoint_write:
+        torn = [checkpoint_file(repo, ".last.ckpt.tmp")]
+        while torn[-1] is None and len(torn) < ATTEMPTS:  # kill again: it resumes, then dies again
+            assert kill_when(repo, moment, train(overrides)) == killed_run
+            torn.append(checkpoint_file(repo, ".last.ckpt.tmp"))
+        assert torn[-1] is not None, f"none of {ATTEMPTS} kills landed in a checkpoint write"
+    output = run(train(overrides), repo).stdout
+    assert_resumed_like_reference(repo, killed_run, output, expected, epochs(overrides))
+    assert checkpoint_file(repo, ".last.ckpt.tmp") is None
+
+
+def test_dvc_repro_resumes_after_sigkill(repo: Path) -> None:
+    expected = reference(repo, OVERRIDES)
+    run(["python", "-m", "scalelab.params_file", *OVERRIDES], repo)
+    repro = ["dvc", "repro", "train@xl-0"]
+    killed_run = kill_when(repo, mid_epoch, repro)
+    result = run(repro, repo)
+    assert_resumed_like_reference(repo, killed_run, result.stdout + result.stderr, expected, EPOCHS)
+    assert "Stage 'train@xl-0' didn't change" in run(repro, repo).stdout
+
+
+def test_a_changed_config_never_resumes_another_trainings_checkpoint(repo: Path) -> None:
+    expected = reference(repo, OVERRIDES)
+    killed_run = kill_when(repo, mid_epoch, train(OVERRIDES))
+    other = run(train([*OVERRIDES, "trainer.optimizer.lr=0.002", "trainer.max_epochs=2"]), repo).stdout
+    assert "resuming" not in other, "another learning rate is another training"
+    output = run(train(OVERRIDES), repo).stdout
+    assert_resumed_like_reference(repo, killed_run, output, expected, EPOCHS)
