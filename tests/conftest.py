@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import gzip
+import http.server
 import os
 import shutil
 import signal
@@ -10,6 +12,7 @@ import socket
 import struct
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -21,6 +24,7 @@ import pytest
 from scalelab.data import sources
 
 ROOT = Path(__file__).resolve().parents[1]
+FSDD = ROOT.parent / "shared/data/fsdd/recordings"  # the local copy of the spoken digits (CI has it)
 BIN = Path(sys.executable).parent  # the venv's bin: python, dvc, mlflow
 PROJECT_FILES = ("conf", "pipelines", "src", "dvc.yaml", ".gitignore")
 
@@ -36,6 +40,43 @@ def write_idx(path: Path, array: np.ndarray, *, gz: bool = True) -> Path:
     data = idx_bytes(array)
     path.write_bytes(gzip.compress(data) if gz else data)
     return path
+
+
+def require_dataset(marker: Path, how: str) -> None:
+    """Skip unless `marker` exists; in CI (SCALELAB_REQUIRE_DATASETS=1) fail instead: never silent."""
+    if not marker.exists():
+        if os.environ.get("SCALELAB_REQUIRE_DATASETS") == "1":
+            pytest.fail(f"{marker} is missing: {how}")
+        pytest.skip(f"{marker} is missing ({how})")
+
+
+@pytest.fixture
+def fsdd() -> Path:
+    """The folder of the 3,000 FSDD WAVs."""
+    require_dataset(FSDD, "the FSDD copy lives in ../shared/data/fsdd beside the checkout")
+    return FSDD
+
+
+@pytest.fixture
+def mirror(tmp_path: Path) -> Iterator[tuple[str, Path, list[str]]]:
+    """A real HTTP server on loopback serving a folder; yields (base URL, folder, request log)."""
+    folder = tmp_path / "mirror"
+    folder.mkdir()
+    requests: list[str] = []
+
+    class Handler(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            requests.append(self.path)
+
+    handler = functools.partial(Handler, directory=str(folder))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/", folder, requests
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 @pytest.fixture

@@ -61,12 +61,18 @@ def test_defaults_reproduce_the_seed_recipe() -> None:
     [
         (
             {"data": {"name": "fmnist"}},
-            "data.name='fmnist' is invalid: use one of digits, fashion_mnist, mnist",
+            "data.name='fmnist' is invalid: use one of digits, fashion_mnist, mnist, spoken_digits",
         ),
         ({"data": {"val_fraction": 1.5}}, "data.val_fraction=1.5 is invalid"),
         ({"data": {"name": "mnist"}}, "mnist has an official test split; set data.test_fraction=null"),
         ({"model": {"size": "xxl"}}, "model.size='xxl' is invalid: use one of xs, s, m, l, xl"),
         ({"model": {"width": 0}}, "model.width=0 is invalid"),
+        (
+            {"model": {"name": "cnn", "depth": 4}},
+            "model.depth=4 is invalid: model=cnn halves each side per block, and data=digits gives 8x8 "
+            "inputs; use depth <= 3",
+        ),
+        ({"model": {"name": "resnet"}}, "model.name='resnet' is invalid: use one of mlp, cnn"),
         ({"model": {"init": "zeros"}}, "model.init='zeros' is invalid"),
         ({"trainer": {"max_epochs": 0}}, "trainer.max_epochs=0 is invalid: use >= 1"),
         ({"trainer": {"batch_size": -1}}, "trainer.batch_size=-1 is invalid"),

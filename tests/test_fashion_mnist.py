@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
 
 from scalelab.config import DataConfig
-from tests.conftest import run
+from tests.conftest import require_dataset, run
 
 pytestmark = pytest.mark.slow
 
@@ -18,10 +17,7 @@ SYSTEM_DIR = Path(DataConfig(name="fashion_mnist").system_dir or "/usr/share/dat
 
 @pytest.fixture
 def fashion_available() -> None:
-    if not (SYSTEM_DIR / "train-images-idx3-ubyte.gz").is_file():
-        if os.environ.get("SCALELAB_REQUIRE_DATASETS") == "1":
-            pytest.fail(f"{SYSTEM_DIR} is missing: .ci/run must install dataset-fashion-mnist")
-        pytest.skip(f"Fashion-MNIST not installed at {SYSTEM_DIR} (apt install dataset-fashion-mnist)")
+    require_dataset(SYSTEM_DIR / "train-images-idx3-ubyte.gz", "apt install dataset-fashion-mnist")
 
 
 def test_seed_mlp_reaches_088_on_fashion_mnist(project: Path, fashion_available: None) -> None:

@@ -16,11 +16,22 @@ from omegaconf.errors import OmegaConfBaseException
 
 from scalelab.errors import ConfigError
 
-DATASETS = ("digits", "fashion_mnist", "mnist")
-MODELS = ("mlp",)
+DATASETS = ("digits", "fashion_mnist", "mnist", "spoken_digits")
+MODELS = ("mlp", "cnn")
 ACTIVATIONS = ("relu", "gelu", "tanh")
 INITS = ("xavier_uniform", "xavier_normal", "kaiming_uniform", "kaiming_normal", "torch_default")
 LOSSES = ("cross_entropy", "mse")
+
+
+@dataclass
+class AudioConfig:
+    """How `prepare` turns a recording into a fixed-size log-mel spectrogram (spoken_digits)."""
+
+    sample_rate: int = 8000  # FSDD's rate; other rates are refused, not resampled
+    n_fft: int = 256  # 32 ms windows
+    hop_length: int = 128  # 16 ms hops
+    n_mels: int = 32
+    frames: int = 64  # ~1 s: longer clips are cropped, shorter ones padded with silence
 
 
 @dataclass
@@ -36,6 +47,7 @@ class DataConfig:
     test_fraction: float | None = None  # only for datasets without an official test split
     standardize: bool = False  # subtract the train mean and divide by the train std
     split_seed: int = 0  # the validation (and digits' test) split; separate from the train seed
+    audio: AudioConfig = field(default_factory=AudioConfig)  # spoken_digits only
 
 
 @dataclass
@@ -125,6 +137,13 @@ def load_config(cfg: DictConfig | dict[str, Any]) -> Config:
     return config
 
 
+def input_shape(data: DataConfig) -> list[int]:
+    """The (C, H, W) shape `prepare` gives each sample of `data.name`, known before any work."""
+    if data.name == "spoken_digits":
+        return [1, data.audio.n_mels, data.audio.frames]  # a log-mel spectrogram as an image
+    return [1, 8, 8] if data.name == "digits" else [1, 28, 28]
+
+
 def _require(ok: bool, key: str, value: Any, allowed: str) -> None:
     if not ok:
         raise ConfigError(f"{key}={value!r} is invalid: {allowed}")
@@ -163,6 +182,8 @@ def check(cfg: Config) -> None:
         _require(rung.depth >= 1, f"model.ladder.{size}.depth", rung.depth, "use >= 1")
     _require(m.width is None or m.width >= 1, "model.width", m.width, "use >= 1 or null")
     _require(m.depth is None or m.depth >= 1, "model.depth", m.depth, "use >= 1 or null")
+    if m.name == "cnn" and d.name in DATASETS:
+        _check_cnn_fits(cfg)
     _require(
         m.activation in ACTIVATIONS,
         "model.activation",
@@ -200,6 +221,23 @@ def check(cfg: Config) -> None:
         t.num_threads,
         "use >= 1 or null",
     )
+
+
+def _check_cnn_fits(cfg: Config) -> None:
+    """Every rung the run or sweep uses must leave the input at least 1x1 after its max-pools."""
+    m, shape = cfg.model, input_shape(cfg.data)
+    for size in dict.fromkeys([m.size, *cfg.sweep.sizes]):
+        if size not in m.ladder:
+            continue  # reported by the sweep.sizes / model.size checks
+        depth = m.depth if m.depth is not None else m.ladder[size].depth
+        key = "model.depth" if m.depth is not None else f"model.ladder.{size}.depth"
+        _require(
+            min(shape[1:]) >= 2**depth,
+            key,
+            depth,
+            f"model=cnn halves each side per block, and data={cfg.data.name} gives "
+            f"{shape[1]}x{shape[2]} inputs; use depth <= {min(shape[1:]).bit_length() - 1}",
+        )
 
 
 def as_dict(section: Any) -> dict[str, Any]:

@@ -40,13 +40,35 @@ def score(logits: torch.Tensor, y: torch.Tensor, loss: str) -> tuple[dict[str, f
     return metrics, confusion
 
 
+def accuracy_by_group(
+    logits: torch.Tensor, y: torch.Tensor, groups: dict[str, list[str]], class_names: list[str]
+) -> list[dict[str, object]]:
+    """Rows `{by, group, count, accuracy}`: per true class, then per value of each sample group
+    (e.g. per speaker) — which voices, or which classes, the model fails on."""
+    correct = (logits.argmax(-1) == y).numpy()
+    keys = {"class": [class_names[c] for c in y.tolist()], **groups}
+    rows: list[dict[str, object]] = []
+    for by, values in keys.items():
+        labels = np.asarray(values)
+        for group in sorted(set(values)):
+            hits = correct[labels == group]
+            rows.append({"by": by, "group": group, "count": len(hits), "accuracy": float(hits.mean())})
+    return rows
+
+
+def write_rows(path: Path, rows: list[dict[str, object]], columns: list[str]) -> None:
+    """A CSV with `columns`, one line per row, written atomically."""
+    with atomic.atomic_path(path) as tmp, tmp.open("w", newline="") as out:
+        writer = csv.DictWriter(out, columns)
+        writer.writeheader()
+        writer.writerows(rows)
+
+
 def write_predictions(path: Path, y: torch.Tensor, logits: torch.Tensor, class_names: list[str]) -> None:
     """One row per test sample (`actual,predicted`), the input of `dvc plots`' confusion template."""
-    with atomic.atomic_path(path) as tmp, tmp.open("w", newline="") as out:
-        writer = csv.writer(out)
-        writer.writerow(["actual", "predicted"])
-        for true, pred in zip(y.tolist(), logits.argmax(-1).tolist(), strict=True):
-            writer.writerow([class_names[true], class_names[pred]])
+    pairs = zip(y.tolist(), logits.argmax(-1).tolist(), strict=True)
+    rows = [{"actual": class_names[t], "predicted": class_names[p]} for t, p in pairs]
+    write_rows(path, rows, ["actual", "predicted"])
 
 
 def plot_confusion(path: Path, confusion: np.ndarray, class_names: list[str], title: str) -> None:
@@ -85,11 +107,12 @@ def plot_confusion(path: Path, confusion: np.ndarray, class_names: list[str], ti
 def evaluate_run(config: Config) -> dict[str, float]:
     """Score the checkpoint of `config`'s rung and seed on the test split; write and log the report.
 
-    Writes `reports/runs/<size>-s<seed>/{metrics.json, predictions.csv, confusion.png}` and adds
-    the metrics and the plot to the MLflow run that trained the checkpoint.
+    Writes `reports/runs/<size>-s<seed>/{metrics.json, predictions.csv, confusion.png,
+    accuracy_by_group.csv}` and adds the metrics and files to the MLflow run that trained the
+    checkpoint. Per-group accuracies (e.g. `test/acc_speaker/theo`) are metrics too.
     """
     from scalelab import tracking
-    from scalelab.data.prepared import load_split, read_manifest
+    from scalelab.data.prepared import load_groups, load_split, read_manifest
     from scalelab.training.saved import CHECKPOINT_FILE, load_network
 
     size, seed = config.model.size, config.seed
@@ -100,12 +123,14 @@ def evaluate_run(config: Config) -> dict[str, float]:
     x, y = load_split(data_dir, "test")
     logits = predict(net, x)
     metrics, confusion = score(logits, y, meta["loss"])
+    groups = accuracy_by_group(logits, y, load_groups(data_dir, "test"), classes)
+    metrics |= {f"test/acc_{r['by']}/{r['group']}": r["accuracy"] for r in groups if r["by"] != "class"}
     atomic.write_json(out / "metrics.json", metrics)
     write_predictions(out / "predictions.csv", y, logits, classes)
+    write_rows(out / "accuracy_by_group.csv", groups, ["by", "group", "count", "accuracy"])
     title = f"{config.data.name} {config.model.name}-{paths.run_key(size, seed)}: test confusion"
     plot_confusion(out / "confusion.png", confusion, classes, title)
     if meta["run_id"]:
-        tracking.log_evaluation(
-            config.tracking, meta["run_id"], metrics, [out / "metrics.json", out / "confusion.png"]
-        )
+        files = [out / name for name in ("metrics.json", "confusion.png", "accuracy_by_group.csv")]
+        tracking.log_evaluation(config.tracking, meta["run_id"], metrics, files)
     return metrics

@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import functools
-import http.server
-import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -14,28 +10,6 @@ import pytest
 from scalelab.config import DataConfig
 from scalelab.data import sources
 from scalelab.errors import DataError
-
-
-@pytest.fixture
-def mirror(tmp_path: Path) -> Iterator[tuple[str, Path, list[str]]]:
-    """A real HTTP server on loopback serving a folder; yields (base URL, folder, request log)."""
-    folder = tmp_path / "mirror"
-    folder.mkdir()
-    requests: list[str] = []
-
-    class Handler(http.server.SimpleHTTPRequestHandler):
-        def log_message(self, *args: object) -> None:
-            requests.append(self.path)
-
-    handler = functools.partial(Handler, directory=str(folder))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/", folder, requests
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def config(tmp_path: Path, **kw: object) -> DataConfig:

@@ -9,8 +9,8 @@ import numpy as np
 import torch
 
 from scalelab import atomic, paths
-from scalelab.config import DataConfig
-from scalelab.data import prepared, sources
+from scalelab.config import DataConfig, as_dict
+from scalelab.data import prepared, sources, speech
 from scalelab.errors import ConfigError, DataError
 
 
@@ -53,8 +53,13 @@ def split_indices(
     return np.sort(kept), np.sort(held)
 
 
+Splits = dict[str, tuple[np.ndarray, np.ndarray]]  # split -> (x float32 (N, C, H, W), y int64)
+
+
 def prepare(cfg: DataConfig) -> Path:
     """Load, validate, split and normalise `cfg.name`; write it atomically; return its folder."""
+    if cfg.name == "spoken_digits":
+        return _write(cfg, *_speech(cfg))
     raw = sources.load(cfg)
     validate(raw, cfg.name)
     x, y = raw.train_x, raw.train_y
@@ -66,38 +71,93 @@ def prepare(cfg: DataConfig) -> Path:
     else:
         test_x, test_y = raw.test_x, raw.test_y
     train, val = split_indices(y, cfg.val_fraction, cfg.split_seed)
-    arrays = {"train": (x[train], y[train]), "val": (x[val], y[val]), "test": (test_x, test_y)}
+    # Pixels / max value, as the seed's x / 255, with a channel axis: (N, 1, H, W).
+    splits = {
+        split: ((images.astype(np.float32) / raw.max_value)[:, None], labels)
+        for split, (images, labels) in {
+            "train": (x[train], y[train]),
+            "val": (x[val], y[val]),
+            "test": (test_x, test_y),
+        }.items()
+    }
+    about = {
+        "origin": raw.origin,
+        "inputs": raw.inputs,
+        "class_names": list(raw.class_names),
+        "split": {
+            "seed": cfg.split_seed,
+            "val_fraction": cfg.val_fraction,
+            "test_fraction": cfg.test_fraction,
+            "stratified": True,
+        },
+    }
+    return _write(cfg, splits, about, {}, scale=1 / raw.max_value)
 
-    # Pixels / max value, as the seed's x / 255; optionally standardised with train statistics.
-    def scale(images: np.ndarray) -> torch.Tensor:
-        return torch.from_numpy(images.astype(np.float32) / raw.max_value).unsqueeze(1)
 
-    tensors = {split: (scale(ix), torch.from_numpy(iy)) for split, (ix, iy) in arrays.items()}
+def _speech(cfg: DataConfig) -> tuple[Splits, dict[str, Any], dict[str, dict[str, list[str]]]]:
+    """FSDD as log-mel spectrograms (N, 1, n_mels, frames), split by take; speakers per sample."""
+    folder, fingerprint = speech.locate(cfg)
+    recordings = speech.recordings(folder)
+    x = np.stack([speech.log_mel(r.path, cfg.audio) for r in recordings])[:, None]
+    y = np.array([r.digit for r in recordings], dtype=np.int64)
+    takes = np.array([r.take for r in recordings])
+    speakers = np.array([r.speaker for r in recordings])
+    test = np.isin(takes, speech.TEST_TAKES)
+    train_takes = np.unique(takes[~test])
+    n_val = int(np.ceil(cfg.val_fraction * len(train_takes)))
+    if not test.any() or len(train_takes) - n_val < 1:
+        raise DataError(
+            f"{folder}: takes {sorted(set(takes.tolist()))} cannot give the official test split (takes 0-4) "
+            "and train/validation takes; it needs recordings of takes 0-4 and at least two others"
+        )
+    val_takes = np.random.default_rng(cfg.split_seed).choice(train_takes, n_val, replace=False)
+    val = np.isin(takes, val_takes) & ~test
+    masks = {"train": ~test & ~val, "val": val, "test": test}
+    about = {
+        "origin": str(folder),
+        "inputs": {"recordings": fingerprint},
+        "class_names": [str(d) for d in range(10)],
+        "features": {"kind": "log-mel dB (librosa.filters.mel, power_to_db)", **as_dict(cfg.audio)},
+        "split": {
+            "seed": cfg.split_seed,
+            "by": "take",
+            "test_takes": list(speech.TEST_TAKES),
+            "val_takes": sorted(val_takes.tolist()),
+        },
+        "speakers": sorted(set(speakers.tolist())),
+    }
+    splits = {name: (x[mask], y[mask]) for name, mask in masks.items()}
+    groups = {name: {"speaker": speakers[mask].tolist()} for name, mask in masks.items()}
+    return splits, about, groups
+
+
+def _write(
+    cfg: DataConfig,
+    splits: Splits,
+    about: dict[str, Any],
+    groups: dict[str, dict[str, list[str]]],
+    scale: float = 1.0,
+) -> Path:
+    """Optionally standardise with train statistics; write tensors and manifest atomically."""
+    tensors = {s: (torch.from_numpy(x), torch.from_numpy(y)) for s, (x, y) in splits.items()}
     mean, std = 0.0, 1.0
     if cfg.standardize:
         mean = float(tensors["train"][0].mean())
         std = float(tensors["train"][0].std())
         tensors = {s: ((tx - mean) / std, ty) for s, (tx, ty) in tensors.items()}
-
     out = paths.prepared_dir(cfg.name)
     with atomic.atomic_dir(out) as tmp:
-        splits = {s: prepared.write_split(tmp, s, tx, ty) for s, (tx, ty) in tensors.items()}
+        written = {
+            s: prepared.write_split(tmp, s, tx, ty, groups.get(s, {})) for s, (tx, ty) in tensors.items()
+        }
         manifest: dict[str, Any] = {
             "dataset": cfg.name,
-            "origin": raw.origin,
-            "inputs": raw.inputs,
-            "splits": splits,
-            "input_shape": list(tensors["train"][0].shape[1:]),  # (1, H, W)
-            "num_classes": len(raw.class_names),
-            "class_names": list(raw.class_names),
-            "normalisation": {"scale": 1 / raw.max_value, "mean": mean, "std": std},
-            "split": {
-                "seed": cfg.split_seed,
-                "val_fraction": cfg.val_fraction,
-                "test_fraction": cfg.test_fraction,
-                "stratified": True,
-            },
-            "fingerprint": prepared.fingerprint(splits),
+            **about,
+            "splits": written,
+            "input_shape": list(tensors["train"][0].shape[1:]),  # (C, H, W)
+            "num_classes": len(about["class_names"]),
+            "normalisation": {"scale": scale, "mean": mean, "std": std},
+            "fingerprint": prepared.fingerprint(written),
         }
         atomic.write_json(tmp / "manifest.json", manifest)
     return out

@@ -1,6 +1,7 @@
 """The on-disk format of a prepared dataset: `{train,val,test}.pt` tensors and `manifest.json`.
 
-Each split file holds `{"x": float32 (N, 1, H, W), "y": int64 (N,)}`; the manifest records
+Each split file holds `{"x": float32 (N, C, H, W), "y": int64 (N,)}` and optionally per-sample
+groups such as `"speaker": [str]`; the manifest records
 counts, shapes, normalisation, class names and the SHA-256 of every input and output.
 """
 
@@ -27,10 +28,12 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def write_split(folder: Path, split: str, x: torch.Tensor, y: torch.Tensor) -> dict[str, Any]:
-    """Save one split and return its manifest entry."""
+def write_split(
+    folder: Path, split: str, x: torch.Tensor, y: torch.Tensor, groups: dict[str, list[str]] | None = None
+) -> dict[str, Any]:
+    """Save one split (with per-sample `groups`, e.g. speakers) and return its manifest entry."""
     path = folder / f"{split}.pt"
-    torch.save({"x": x.contiguous(), "y": y.contiguous()}, path)
+    torch.save({"x": x.contiguous(), "y": y.contiguous(), **(groups or {})}, path)
     return {"count": len(y), "x_shape": list(x.shape), "file": path.name, "sha256": file_sha256(path)}
 
 
@@ -55,3 +58,9 @@ def load_split(folder: str | Path, split: str) -> tuple[torch.Tensor, torch.Tens
         raise DataError(f"{path} is missing: run `dvc repro prepare` (or python -m pipelines.prepare)")
     data = torch.load(path, weights_only=True)
     return data["x"], data["y"]
+
+
+def load_groups(folder: str | Path, split: str) -> dict[str, list[str]]:
+    """Per-sample labels beyond the class (e.g. `{"speaker": [...]}`) of one split; often none."""
+    data = torch.load(Path(folder) / f"{split}.pt", weights_only=True)
+    return {k: v for k, v in data.items() if k not in ("x", "y")}

@@ -5,6 +5,7 @@ from __future__ import annotations
 from torch import nn
 
 from scalelab.config import ModelConfig, RungConfig
+from scalelab.models.cnn import CNN
 from scalelab.models.init import initialise
 from scalelab.models.mlp import MLP, hidden_sizes, in_features
 
@@ -22,12 +23,14 @@ def build(cfg: ModelConfig, input_shape: list[int], num_classes: int) -> nn.Modu
     """Build and initialise the network `cfg` describes for inputs of `input_shape` (C, H, W)."""
     shape = rung(cfg)
     if cfg.name == "mlp":
-        model = MLP(
+        model: nn.Module = MLP(
             in_features(input_shape),
             hidden_sizes(shape.width, shape.depth),
             num_classes,
             cfg.activation,
         )
+    elif cfg.name == "cnn":
+        model = CNN(input_shape, shape.width, shape.depth, num_classes, cfg.activation)
     else:  # config.check refuses unknown families before we get here
         raise AssertionError(f"unknown model family {cfg.name}")
     initialise(model, cfg.init)

@@ -10,6 +10,8 @@ across positions, it is far more than 6·N: the reason to count.
 
 from __future__ import annotations
 
+import copy
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -17,13 +19,14 @@ from torch.utils.flop_counter import FlopCounterMode
 
 
 def training_flops_per_sample(net: nn.Module, input_shape: list[int], batch: int = 4) -> int:
-    """FLOPs of one forward + backward pass per sample (optimizer step excluded)."""
-    was_training = net.training
-    net.train()
-    x = torch.zeros(batch, *input_shape)
+    """FLOPs of one forward + backward pass per sample (optimizer step excluded).
+
+    Counted on a copy: a training-mode pass would move a trained network's batch-norm statistics.
+    """
+    probe = copy.deepcopy(net).train()
+    device = next(probe.parameters()).device
+    x = torch.zeros(batch, *input_shape, device=device)
     with FlopCounterMode(display=False) as counter:
-        logits = net(x)
-        F.cross_entropy(logits, torch.zeros(batch, dtype=torch.long)).backward()
-    net.zero_grad(set_to_none=True)
-    net.train(was_training)
+        logits = probe(x)
+        F.cross_entropy(logits, torch.zeros(batch, dtype=torch.long, device=device)).backward()
     return counter.get_total_flops() // batch

@@ -20,7 +20,6 @@ from scalelab.config import ModelConfig, TrainerConfig
 from scalelab.data.datamodule import PreparedDataModule
 from scalelab.models import build, count_parameters
 from scalelab.models.flops import training_flops_per_sample
-from scalelab.tracking.history import RunHistory
 from scalelab.training.checkpoint import AtomicCheckpointIO, Provenance
 from scalelab.training.module import Classifier
 from scalelab.training.resume import LAST, EpochCheckpoint, identity
@@ -88,7 +87,11 @@ def fit(
     net = build(model_cfg, manifest["input_shape"], manifest["num_classes"])
     module = Classifier(net, manifest["num_classes"], trainer_cfg.loss, trainer_cfg.optimizer)
     meta = {**identity(model_cfg, trainer_cfg, manifest, seed), "loss": trainer_cfg.loss, "run_id": run_id}
-    history = RunHistory(tracking_uri, run_id) if run_id and tracking_uri else None
+    history = None
+    if run_id and tracking_uri:
+        from scalelab.tracking.history import RunHistory  # MLflow only when logging
+
+        history = RunHistory(tracking_uri, run_id)
     final = out_dir / CHECKPOINT_FILE
     epochs = EpochCheckpoint(checkpoints / LAST if checkpoints else final, history)
     trainer = pl.Trainer(

@@ -15,7 +15,7 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytorch_lightning as pl
 import torch
@@ -23,8 +23,10 @@ from pytorch_lightning.callbacks import Checkpoint
 
 from scalelab import interrupts
 from scalelab.config import ModelConfig, TrainerConfig, as_dict
-from scalelab.tracking.history import RunHistory
 from scalelab.training.saved import META_KEY
+
+if TYPE_CHECKING:
+    from scalelab.tracking.history import RunHistory
 
 LAST = "last.ckpt"
 # Trainer settings that change speed, not the updates: a resume may change them.

@@ -1,0 +1,72 @@
+"""The CNN family: shapes per rung, a ladder whose documented counts are true, FLOPs by hand."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+import torch
+from torch import nn
+
+from scalelab.config import ModelConfig, RungConfig
+from scalelab.models import build, count_parameters
+from scalelab.models.cnn import CNN, channels
+from scalelab.models.flops import training_flops_per_sample
+from tests.conftest import ROOT
+
+
+def test_blocks_double_the_channels_and_halve_the_map() -> None:
+    net = CNN([1, 28, 28], width=8, depth=2, num_classes=10)
+    convs = [m for m in net.modules() if isinstance(m, nn.Conv2d)]
+    assert [(c.in_channels, c.out_channels) for c in convs] == [(1, 8), (8, 8), (8, 16), (16, 16)]
+    assert all(c.kernel_size == (3, 3) and c.bias is None for c in convs), "batch norm supplies the bias"
+    assert sum(isinstance(m, nn.BatchNorm2d) for m in net.modules()) == 4
+    assert net.features(torch.zeros(2, 1, 28, 28)).shape == (2, 16, 7, 7)
+    assert net(torch.zeros(2, 1, 28, 28)).shape == (2, 10)
+    assert channels(4, 3) == [4, 8, 16]
+
+
+def test_spectrograms_are_images_too() -> None:
+    net = CNN([1, 32, 64], width=4, depth=3, num_classes=10).eval()  # (1, n_mels, frames)
+    assert net.features(torch.zeros(3, 1, 32, 64)).shape == (3, 16, 4, 8)
+    assert net(torch.zeros(3, 1, 32, 64)).shape == (3, 10)
+
+
+def test_parameter_count_of_the_smallest_rung_by_hand() -> None:
+    # Convs have no bias; each batch norm has a scale and a shift per channel.
+    # 1->4: 36+8 = 44; 4->4: 144+8 = 152; 4->8: 288+16 = 304; 8->8: 576+16 = 592;
+    # fc 8*7*7 -> 16: 392*16+16 = 6,288; fc 16 -> 10: 170.  Total 7,550.
+    assert count_parameters(CNN([1, 28, 28], 4, 2, 10)) == (7_550, 7_550)
+
+
+def test_training_flops_of_the_smallest_rung_by_hand() -> None:
+    # Forward multiply-adds (outputs x fan-in): 1->4 on 28x28: 3,136 x 9 = 28,224;
+    # 4->4: 3,136 x 36 = 112,896; 4->8 on 14x14: 1,568 x 36 = 56,448; 8->8: 1,568 x 72 = 112,896;
+    # fc1 392*16 = 6,272; fc2 16*10 = 160.  Sum 316,896: forward FLOPs 633,792.
+    # Backward: weight gradients cost the forward again; input gradients too, except for the
+    # first layer, whose input needs none: 2 x 633,792 - 56,448 = 1,211,136.
+    # Total 1,844,928 per sample (batch norm's few FLOPs are not counted), against
+    # 6N = 45,300: for convolutions 6N is off by 40x.
+    net = CNN([1, 28, 28], 4, 2, 10)
+    assert training_flops_per_sample(net, [1, 28, 28]) == 633_792 + 1_211_136
+
+
+@pytest.mark.parametrize("family", ["mlp", "cnn"])
+def test_ladder_comments_in_conf_state_the_true_counts(family: str) -> None:
+    text = (ROOT / f"conf/model/{family}.yaml").read_text()
+    rows = re.findall(r"^\s+(\w+): \{width: (\d+), depth: (\d+)\}\s+#\s+([\d,]+) params", text, re.M)
+    assert len(rows) >= 5
+    ladder = {size: RungConfig(int(width), int(depth)) for size, width, depth, _ in rows}
+    for size, _, _, documented in rows:
+        net = build(ModelConfig(name=family, size=size, ladder=ladder), [1, 28, 28], 10)
+        assert count_parameters(net)[0] == int(documented.replace(",", "")), size
+    counts = [int(r[3].replace(",", "")) for r in rows]
+    assert counts == sorted(counts) and counts[-1] / counts[0] >= 100, "two orders of magnitude"
+
+
+def test_counting_flops_leaves_a_trained_network_untouched() -> None:
+    net = CNN([1, 28, 28], 4, 2, 10).eval()
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    training_flops_per_sample(net, [1, 28, 28])
+    assert not net.training
+    assert all(torch.equal(before[k], v) for k, v in net.state_dict().items()), "batch-norm statistics kept"
