@@ -8,7 +8,7 @@ from scalelab.config import load_config
 from scalelab.errors import exit_on_user_error
 from scalelab.scaling.report import markdown, write_study
 from scalelab.scaling.study import analyse, collect
-from scalelab.tracking import sweeps
+from scalelab.tracking import registry, sweeps
 
 
 @hydra.main(config_path="../conf", config_name="config", version_base="1.3")
@@ -21,6 +21,7 @@ def main(cfg: DictConfig) -> None:
     sweeps.adopt(config, parent, [r.run_id for r in study.records if r.run_id])
     sweeps.finish_parent(config, parent, study.summary(), markdown(study), files)
     print(markdown(study))
+    print(registry.describe(registry.register_champion(config, study.records), config))
 
 
 if __name__ == "__main__":

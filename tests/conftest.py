@@ -57,6 +57,16 @@ def fsdd() -> Path:
     return FSDD
 
 
+def speech_subset(fsdd: Path, folder: Path) -> Path:
+    """120 recordings: 2 speakers x 10 digits x takes 0, 1 (test) and 5-8 (train and validation)."""
+    folder.mkdir()
+    for digit in range(10):
+        for speaker in ("jackson", "theo"):
+            for take in (0, 1, 5, 6, 7, 8):
+                shutil.copy2(fsdd / f"{digit}_{speaker}_{take}.wav", folder)
+    return folder
+
+
 @pytest.fixture
 def mirror(tmp_path: Path) -> Iterator[tuple[str, Path, list[str]]]:
     """A real HTTP server on loopback serving a folder; yields (base URL, folder, request log)."""

@@ -5,28 +5,17 @@ from __future__ import annotations
 
 import csv
 import json
-import shutil
 import time
 from pathlib import Path
 
 import pytest
 from mlflow import MlflowClient
 
-from tests.conftest import run
+from tests.conftest import run, speech_subset
 
 pytestmark = pytest.mark.slow
 
 TINY = ["sweep.sizes=[xs,s]", "trainer.max_epochs=2", "sweep.bootstrap=20", "trainer.progress_bar=false"]
-
-
-def speech_subset(fsdd: Path, folder: Path) -> Path:
-    """120 recordings: 2 speakers x 10 digits x takes 0, 1 (test) and 5-8 (train and validation)."""
-    folder.mkdir()
-    for digit in range(10):
-        for speaker in ("jackson", "theo"):
-            for take in (0, 1, 5, 6, 7, 8):
-                shutil.copy2(fsdd / f"{digit}_{speaker}_{take}.wav", folder)
-    return folder
 
 
 def study_runs(project: Path, experiment: str) -> list:

@@ -125,6 +125,7 @@ class SweepCallback(Callback):
     def _fit(config: DictConfig, task: Config, parent: str) -> list[str]:
         from scalelab.scaling.report import markdown, write_study
         from scalelab.scaling.study import analyse, collect
+        from scalelab.tracking import registry
 
         finished = {run.info.run_id for run in sweeps.children(task, parent) if run.info.status == "FINISHED"}
         sizes, seeds = swept_runs(config)
@@ -133,6 +134,7 @@ class SweepCallback(Callback):
         out = paths.REPORTS / "sweeps" / task.sweep.name
         files = write_study(study, out)
         sweeps.finish_parent(task, parent, study.summary(), markdown(study), files)
+        print(registry.describe(registry.register_champion(task, study.records), task))
         for note in study.notes:
             log.warning("sweep %s: %s", task.sweep.name, note)
         fitted = len(study.records)

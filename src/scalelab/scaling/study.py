@@ -25,6 +25,7 @@ class RunRecord:
     loss: float  # test/loss
     acc: float  # test/acc
     seconds: float
+    val_loss: float = float("nan")  # val/loss at the end of training: how a champion is chosen
 
     @property
     def error(self) -> float:
@@ -49,6 +50,7 @@ def read_record(size: str, seed: int, reports: Path | None = None) -> RunRecord 
         loss=float(tested["test/loss"]),
         acc=float(tested["test/acc"]),
         seconds=float(trained["train/seconds"]),
+        val_loss=float(trained["val/loss"]),
     )
 
 

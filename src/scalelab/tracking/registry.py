@@ -1,0 +1,70 @@
+"""The model registry: a sweep's best model, by validation loss, becomes `<study>@champion`."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Protocol
+
+from scalelab.config import Config
+from scalelab.tracking import experiment_name, resolve_uri
+
+ALIAS = "champion"
+
+
+class Candidate(Protocol):
+    """What the registry needs of a trained model: its run and its validation loss."""
+
+    size: str
+    seed: int
+    run_id: str | None
+    val_loss: float
+
+
+def register_champion(config: Config, candidates: Sequence[Candidate]) -> tuple[Candidate, int] | None:
+    """Register the candidate with the lowest validation loss under the study's name (the
+    experiment's: `<data>-<model>`) and point the alias `champion` at it.
+
+    Chosen by validation loss, never test loss: the test split stays a measurement. Returns
+    the champion and its registry version; None if no candidate logged a model.
+    """
+    import mlflow
+    from mlflow import MlflowClient
+
+    uri = resolve_uri(config.tracking)
+    client = MlflowClient(uri)
+    mlflow.set_tracking_uri(uri)  # register_model works through the fluent API's store
+    logged = [
+        c for c in candidates if c.run_id and not math.isnan(c.val_loss) and _has_model(client, c.run_id)
+    ]
+    if not logged:
+        return None
+    best = min(logged, key=lambda c: (c.val_loss, c.size, c.seed))
+    name = experiment_name(config)
+    version = mlflow.register_model(
+        f"runs:/{best.run_id}/model", name, tags={"size": best.size, "seed": str(best.seed)}
+    )
+    client.set_registered_model_alias(name, ALIAS, version.version)
+    client.update_registered_model(
+        name, description=f"Best of the `{config.sweep.name}` sweep by validation loss. Serve it with "
+        f"`mlflow models serve -m models:/{name}@{ALIAS} --env-manager local`."
+    )  # fmt: skip
+    return best, int(version.version)
+
+
+def _has_model(client, run_id: str) -> bool:
+    """Whether the run logged a model (tracking.log_model may be off)."""
+    outputs = client.get_run(run_id).outputs
+    return bool(outputs and outputs.model_outputs)
+
+
+def describe(champion: tuple[Candidate, int] | None, config: Config) -> str:
+    """One line for the user: what was registered, and how to serve it."""
+    if champion is None:
+        return "champion: none registered (no run logged a model; tracking.log_model=true logs them)"
+    best, version = champion
+    name = experiment_name(config)
+    return (
+        f"champion: {best.size}-s{best.seed} (val/loss {best.val_loss:.4f}) is {name} version {version}; "
+        f"serve it: mlflow models serve -m models:/{name}@{ALIAS} --env-manager local"
+    )
