@@ -12,11 +12,17 @@ from torchmetrics.classification import (
     MulticlassAccuracy,
     MulticlassConfusionMatrix,
     MulticlassF1Score,
+    MulticlassPrecision,
+    MulticlassRecall,
 )
 
 from scalelab import atomic, paths
 from scalelab.config import Config
 from scalelab.training.losses import loss_fn
+
+# What each evaluated run shows in the MLflow UI (artifacts under evaluation/): the confusion
+# matrix, precision/recall/F1 per class, accuracy per class and per speaker, the worst mistakes.
+EVALUATION_FILES = ("confusion.png", "per_class.csv", "accuracy_by_group.csv", "misclassified.png")
 
 
 @torch.no_grad()
@@ -29,15 +35,70 @@ def predict(net: nn.Module, x: torch.Tensor, batch_size: int = 4096) -> torch.Te
 def score(logits: torch.Tensor, y: torch.Tensor, loss: str) -> tuple[dict[str, float], np.ndarray]:
     """Test metrics under their MLflow names, and the (true, predicted) confusion matrix."""
     num_classes = logits.shape[-1]
-    per_class = MulticlassAccuracy(num_classes, average=None)(logits, y)
     metrics = {
         "test/loss": float(loss_fn(loss, logits, y)),
         "test/acc": float(MulticlassAccuracy(num_classes, average="micro")(logits, y)),
         "test/f1_macro": float(MulticlassF1Score(num_classes, average="macro")(logits, y)),
-        **{f"test/acc_class/{c}": float(a) for c, a in enumerate(per_class)},
     }
     confusion = MulticlassConfusionMatrix(num_classes)(logits, y).numpy()
     return metrics, confusion
+
+
+def per_class(logits: torch.Tensor, y: torch.Tensor, class_names: list[str]) -> list[dict[str, object]]:
+    """Rows `{class, support, precision, recall, f1}`: what each class gets right and confuses."""
+    n = logits.shape[-1]
+    columns = {
+        "precision": MulticlassPrecision(n, average=None, zero_division=0)(logits, y),
+        "recall": MulticlassRecall(n, average=None, zero_division=0)(logits, y),
+        "f1": MulticlassF1Score(n, average=None, zero_division=0)(logits, y),
+    }
+    support = torch.bincount(y, minlength=n)
+    return [
+        {"class": name, "support": int(support[c]), **{k: float(v[c]) for k, v in columns.items()}}
+        for c, name in enumerate(class_names)
+    ]
+
+
+def plot_misclassified(
+    path: Path, x: torch.Tensor, y: torch.Tensor, logits: torch.Tensor, class_names: list[str], title: str,
+    count: int = 16,
+) -> list[int]:  # fmt: skip
+    """The `count` test inputs the model got wrong most confidently, as a PNG grid: images, or
+    spectrograms (mel bands up, time across), each titled `true -> predicted (confidence)`.
+    Returns their indices, most confident first."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    probs = torch.softmax(logits.float(), -1)
+    confidence, predicted = probs.max(-1)
+    wrong = torch.nonzero(predicted != y).squeeze(1)
+    worst = wrong[torch.argsort(confidence[wrong], descending=True)][:count].tolist()
+    cols = 4
+    rows = max(1, -(-len(worst) // cols))
+    wide = x.shape[-1] > x.shape[-2]  # spectrograms: more frames than mel bands
+    fig, axes = plt.subplots(
+        rows, cols, figsize=(cols * (3.2 if wide else 2.2), rows * 2.3), dpi=100, squeeze=False
+    )
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, i in zip(axes.flat, worst, strict=False):
+        ax.imshow(
+            x[i, 0].numpy(),
+            cmap="magma" if wide else "gray",
+            origin="lower" if wide else "upper",
+            aspect="auto",
+        )
+        ax.set_title(f"{class_names[y[i]]} -> {class_names[predicted[i]]} ({confidence[i]:.2f})", fontsize=8)
+    if not worst:
+        axes.flat[0].text(0.5, 0.5, "no test input misclassified", ha="center", va="center")
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    with atomic.atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png")
+    plt.close(fig)
+    return worst
 
 
 def accuracy_by_group(
@@ -107,9 +168,9 @@ def plot_confusion(path: Path, confusion: np.ndarray, class_names: list[str], ti
 def evaluate_run(config: Config) -> dict[str, float]:
     """Score the checkpoint of `config`'s rung and seed on the test split; write and log the report.
 
-    Writes `reports/runs/<size>-s<seed>/{metrics.json, predictions.csv, confusion.png,
-    accuracy_by_group.csv}` and adds the metrics and files to the MLflow run that trained the
-    checkpoint. Per-group accuracies (e.g. `test/acc_speaker/theo`) are metrics too.
+    Writes `reports/runs/<size>-s<seed>/`: metrics.json, predictions.csv and `EVALUATION_FILES`,
+    and adds the metrics and files to the MLflow run that trained the checkpoint. Per-group
+    accuracies (e.g. `test/acc_speaker/theo`) are metrics too.
     """
     from scalelab import tracking
     from scalelab.data.prepared import load_groups, load_split, read_manifest
@@ -128,9 +189,15 @@ def evaluate_run(config: Config) -> dict[str, float]:
     atomic.write_json(out / "metrics.json", metrics)
     write_predictions(out / "predictions.csv", y, logits, classes)
     write_rows(out / "accuracy_by_group.csv", groups, ["by", "group", "count", "accuracy"])
-    title = f"{config.data.name} {config.model.name}-{paths.run_key(size, seed)}: test confusion"
-    plot_confusion(out / "confusion.png", confusion, classes, title)
+    write_rows(
+        out / "per_class.csv",
+        per_class(logits, y, classes),
+        ["class", "support", "precision", "recall", "f1"],
+    )
+    name = f"{config.data.name} {config.model.name}-{paths.run_key(size, seed)}"
+    plot_confusion(out / "confusion.png", confusion, classes, f"{name}: test confusion")
+    plot_misclassified(out / "misclassified.png", x, y, logits, classes, f"{name}: most confident mistakes")
     if meta["run_id"]:
-        files = [out / name for name in ("metrics.json", "confusion.png", "accuracy_by_group.csv")]
+        files = [out / file for file in (*EVALUATION_FILES, "metrics.json")]
         tracking.log_evaluation(config.tracking, meta["run_id"], metrics, files)
     return metrics
