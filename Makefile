@@ -35,8 +35,8 @@ bench: $(STAMP)  ## speed benchmarks (~12 min; need Fashion-MNIST): results in b
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src pipelines tests benchmarks
 
-ui: $(STAMP)  ## browse the runs: MLflow UI on the project's store, loopback only
-	mlflow ui --backend-store-uri sqlite:///mlflow.db --host 127.0.0.1 --port 5000
+ui: $(STAMP)  ## MLflow UI on the project's store (loopback); prints links to the latest sweep
+	$(PY) -m scalelab.tracking.ui 5000
 
 clean:  ## delete results (not the venv): data/prepared, models, checkpoints, reports, MLflow store
 	rm -rf data/prepared models checkpoints reports mlflow.db mlruns

@@ -104,7 +104,17 @@ class EpochCheckpoint(Checkpoint):
             self.run_history.log({len(self.history) - 1: self.history[-1]})
 
     def state_dict(self) -> dict[str, Any]:
-        return {"history": self.history, "seconds": self.seconds}
+        # The random state too: dropout draws from it, and Lightning's checkpoints do not keep it.
+        cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []
+        return {
+            "history": self.history,
+            "seconds": self.seconds,
+            "rng": torch.get_rng_state(),
+            "cuda_rng": cuda,
+        }
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.history, self.seconds = list(state_dict["history"]), float(state_dict["seconds"])
+        torch.set_rng_state(state_dict["rng"])
+        if state_dict["cuda_rng"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state_dict["cuda_rng"])

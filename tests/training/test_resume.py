@@ -1,0 +1,57 @@
+"""Resuming in-process: a training stopped after an epoch and resumed ends bit-identical to one
+that ran through, dropout's random draws included (the kill -9 tests are in tests/test_resume.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import pytorch_lightning as pl
+import torch
+
+from scalelab.config import DataConfig, ModelConfig, RungConfig, TrainerConfig
+from scalelab.data.datamodule import PreparedDataModule
+from scalelab.data.prepare import prepare
+from scalelab.training import resume
+from scalelab.training.fit import fit
+
+CNN = ModelConfig(name="cnn", size="s", ladder={"s": RungConfig(4, 2)})  # dropout 0.25
+TRAINER = TrainerConfig(max_epochs=4, batch_size=64, progress_bar=False)
+
+
+class Crash(pl.Callback):
+    """Fails at the start of epoch `at`, after the previous epoch's checkpoint was written."""
+
+    def __init__(self, at: int) -> None:
+        self.at = at
+
+    def on_train_epoch_start(self, trainer: pl.Trainer, *_: object) -> None:
+        if trainer.current_epoch == self.at:
+            raise RuntimeError("simulated crash")
+
+
+@pytest.fixture(scope="module")
+def digits(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("digits")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(root)
+        return root / prepare(DataConfig(name="digits", test_fraction=0.2))
+
+
+def train(digits: Path, out: Path, checkpoints: Path, callbacks: list[pl.Callback] | None = None):
+    data = PreparedDataModule(digits, TRAINER.batch_size, 0, TRAINER.steps_per_call)
+    return fit(CNN, TRAINER, data, seed=0, out_dir=out, checkpoints=checkpoints, callbacks=callbacks)
+
+
+def test_a_resumed_dropout_network_matches_an_uninterrupted_one(digits: Path, tmp_path: Path) -> None:
+    through = train(digits, tmp_path / "a", tmp_path / "ckpt-a")
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        train(digits, tmp_path / "b", tmp_path / "ckpt-b", [Crash(at=2)])
+    assert resume.previous(tmp_path / "ckpt-b").epochs_done == 2
+    resumed = train(digits, tmp_path / "b", tmp_path / "ckpt-b")
+    a, b = through.net.state_dict(), resumed.net.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a), "weights, batch-norm statistics included"
+    timing = ("train/seconds", "train/samples_per_second")
+    assert {k: v for k, v in through.metrics.items() if k not in timing} == {
+        k: v for k, v in resumed.metrics.items() if k not in timing
+    }
