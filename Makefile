@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export MLFLOW_DISABLE_TELEMETRY ?= true
 
-.PHONY: run test test-fast params lint bench ui clean
+.PHONY: run test test-fast params lint bench ui mlflow-server mlflow-server-stop clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -37,6 +37,12 @@ lint: $(STAMP)
 
 ui: $(STAMP)  ## MLflow UI on the project's store (loopback); prints links to the latest sweep
 	$(PY) -m scalelab.tracking.ui 5000
+
+mlflow-server: $(STAMP)  ## a team tracking server: MLflow on PostgreSQL, loopback (scripts/mlflow-server)
+	scripts/mlflow-server start
+
+mlflow-server-stop:  ## stop it (its data stays in .mlflow-server/)
+	scripts/mlflow-server stop
 
 clean:  ## delete results (not the venv): data/prepared, models, checkpoints, reports, MLflow store
 	rm -rf data/prepared models checkpoints reports mlflow.db mlruns
