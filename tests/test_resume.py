@@ -74,8 +74,11 @@ def checkpoint_file(repo: Path, name: str = "last.ckpt") -> Path | None:
     return found[0] if found else None
 
 
-def first_checkpoint(repo: Path) -> Path:
+def first_checkpoint(repo: Path, timeout: float = 120) -> Path:
+    deadline = time.monotonic() + timeout
     while (found := checkpoint_file(repo)) is None:
+        if time.monotonic() > deadline:
+            pytest.fail("no epoch checkpoint appeared")
         time.sleep(0.01)
     return found
 

@@ -50,7 +50,7 @@ def read_record(size: str, seed: int, reports: Path | None = None) -> RunRecord 
         loss=float(tested["test/loss"]),
         acc=float(tested["test/acc"]),
         seconds=float(trained["train/seconds"]),
-        val_loss=float(trained["val/loss"]),
+        val_loss=float(trained.get("val/loss", "nan")),  # absent in reports of older versions
     )
 
 

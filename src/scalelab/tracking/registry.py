@@ -34,16 +34,14 @@ def register_champion(config: Config, candidates: Sequence[Candidate]) -> tuple[
     uri = resolve_uri(config.tracking)
     client = MlflowClient(uri)
     mlflow.set_tracking_uri(uri)  # register_model works through the fluent API's store
-    logged = [
-        c for c in candidates if c.run_id and not math.isnan(c.val_loss) and _has_model(client, c.run_id)
-    ]
+    models = {c.run_id: _model_id(client, c.run_id) for c in candidates if c.run_id}
+    logged = [c for c in candidates if models.get(c.run_id) and not math.isnan(c.val_loss)]
     if not logged:
         return None
     best = min(logged, key=lambda c: (c.val_loss, c.size, c.seed))
     name = experiment_name(config)
-    version = mlflow.register_model(
-        f"runs:/{best.run_id}/model", name, tags={"size": best.size, "seed": str(best.seed)}
-    )
+    tags = {"size": best.size, "seed": str(best.seed)}
+    version = mlflow.register_model(f"models:/{models[best.run_id]}", name, tags=tags)
     client.set_registered_model_alias(name, ALIAS, version.version)
     client.update_registered_model(
         name, description=f"Best of the `{config.sweep.name}` sweep by validation loss. Serve it with "
@@ -52,10 +50,10 @@ def register_champion(config: Config, candidates: Sequence[Candidate]) -> tuple[
     return best, int(version.version)
 
 
-def _has_model(client, run_id: str) -> bool:
-    """Whether the run logged a model (tracking.log_model may be off)."""
+def _model_id(client, run_id: str) -> str | None:
+    """The id of the model the run logged (MLflow 3's LoggedModel); None if it logged none."""
     outputs = client.get_run(run_id).outputs
-    return bool(outputs and outputs.model_outputs)
+    return outputs.model_outputs[0].model_id if outputs and outputs.model_outputs else None
 
 
 def describe(champion: tuple[Candidate, int] | None, config: Config) -> str:
