@@ -13,6 +13,7 @@ import yaml
 from mlflow import MlflowClient
 
 from scalelab.data.prepared import load_split, read_manifest
+from scalelab.evaluation import EVALUATION_FILES
 from tests.conftest import run
 
 pytestmark = pytest.mark.slow
@@ -79,8 +80,7 @@ def test_dvc_repro_runs_the_ladder_and_the_fit_then_caches(project: Path) -> Non
     manifest = read_manifest(project / "data/prepared/digits")
     assert data.tags["dataset.fingerprint"] == manifest["fingerprint"]
     assert {a.path for a in client.list_artifacts(run_id, "evaluation")} == {
-        "evaluation/metrics.json",
-        "evaluation/confusion.png",
+        f"evaluation/{name}" for name in ("metrics.json", *EVALUATION_FILES)
     }
     mlflow.set_tracking_uri(uri)
     model = mlflow.pytorch.load_model(f"runs:/{run_id}/model")
