@@ -82,7 +82,8 @@ def test_the_champion_is_registered_and_served_with_the_evaluated_predictions(
     run_id = json.loads((project / f"reports/runs/{best}-s0/run.json").read_text())["run_id"]
     assert version.run_id == run_id and version.tags["size"] == best
     assert f"champion: {best}-s0" in output and f"models:/{study}@champion" in output
-    assert client.get_logged_model(version.model_id).source_run_id == run_id, "the champion's own model"
+    model_id = version.model_id or version.source.removeprefix("models:/")
+    assert client.get_logged_model(model_id).source_run_id == run_id, "the champion's own model"
 
     # Served over HTTP, it predicts what the evaluate stage predicted for the same test inputs.
     prepared = project / "data/prepared" / ("spoken_digits" if task == "speech" else "digits")
