@@ -14,7 +14,7 @@ from tests.conftest import run, start
 pytestmark = pytest.mark.slow
 
 
-def running_run(project: Path, timeout: float = 90) -> str:
+def running_run(project: Path, timeout: float = 240) -> str:  # a loaded CI box starts slowly
     """Wait until the training process has opened its MLflow run; return the run id."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
