@@ -132,6 +132,18 @@ def run(cmd: list[str], cwd: Path, check: bool = True, **env: str) -> subprocess
     return result
 
 
+def run_queue(project: Path, workers: int, timeout: float = 600) -> str:
+    """`dvc queue start -j workers`, then wait until nothing is queued or running; the final status."""
+    run(["dvc", "queue", "start", "-j", str(workers)], project)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status = run(["dvc", "queue", "status"], project).stdout
+        if not any(word in status for word in ("Queued", "Running")):
+            return status
+        time.sleep(3)
+    pytest.fail(f"the DVC queue did not finish in {timeout:.0f} s")
+
+
 def start(cmd: list[str], cwd: Path, **popen: object) -> subprocess.Popen:
     """Start `cmd` in the background with `run_env`, stdout and stderr merged as text."""
     return subprocess.Popen(

@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import csv
 import json
-import time
 from pathlib import Path
 
 import pytest
 from mlflow import MlflowClient
 
-from tests.conftest import run, speech_subset
+from tests.conftest import run, run_queue, speech_subset
 
 pytestmark = pytest.mark.slow
 
@@ -93,13 +92,7 @@ def test_queued_experiments_run_the_image_and_speech_studies(project: Path, fsdd
     run(["dvc", "exp", "run", "--queue", "-n", "image", "-S", "model=cnn", *tiny], project)
     speech = ["-S", "experiment=spoken_digits_cnn", "-S", f"data.root={wavs}", "-S", "data.val_fraction=0.25"]
     run(["dvc", "exp", "run", "--queue", "-n", "speech", *speech, *tiny], project)
-    run(["dvc", "queue", "start", "-j", "2"], project)
-    deadline = time.monotonic() + 600
-    while time.monotonic() < deadline:
-        status = run(["dvc", "queue", "status"], project).stdout
-        if not any(word in status for word in ("Queued", "Running")):
-            break
-        time.sleep(3)
+    status = run_queue(project, workers=2)
     assert status.count("Success") == 2, status
 
     shown = {}

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import mlflow
@@ -14,7 +13,7 @@ from mlflow import MlflowClient
 
 from scalelab.data.prepared import load_split, read_manifest
 from scalelab.evaluation import EVALUATION_FILES
-from tests.conftest import run
+from tests.conftest import run, run_queue
 
 pytestmark = pytest.mark.slow
 
@@ -137,13 +136,7 @@ def test_queued_experiments_are_studies_compared_side_by_side(project: Path) -> 
     # -S recomposes params.yaml from conf/, so the tiny settings go on the command line too.
     settings = [a for o in ["seed=0,1", *TINY] for a in ("-S", o)]
     run(["dvc", "exp", "run", "--queue", *settings], project)
-    run(["dvc", "queue", "start", "-j", "2"], project)
-    deadline = time.monotonic() + 600
-    while time.monotonic() < deadline:
-        status = run(["dvc", "queue", "status"], project).stdout
-        if not any(word in status for word in ("Queued", "Running")):
-            break
-        time.sleep(3)
+    status = run_queue(project, workers=2)
     assert status.count("Success") == 2, status
 
     rows = json.loads(run(["dvc", "exp", "show", "--json"], project).stdout)

@@ -8,22 +8,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from scalelab.config import DataConfig, ModelConfig, RungConfig, TrainerConfig
+from scalelab.config import ModelConfig, RungConfig, TrainerConfig
 from scalelab.data.datamodule import InMemoryBatches, PreparedDataModule
-from scalelab.data.prepare import prepare
 from scalelab.data.prepared import load_split
 from scalelab.errors import TrainingDiverged
 from scalelab.training.fit import fit
 from scalelab.training.saved import META_KEY, load_network
-
-
-@pytest.fixture(scope="module")
-def digits(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("digits")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.chdir(root)
-        return root / prepare(DataConfig(name="digits", test_fraction=0.2))
-
 
 MODEL = ModelConfig(size="s", ladder={"s": RungConfig(32, 2)})
 TRAINER = TrainerConfig(max_epochs=8, batch_size=64, progress_bar=False)

@@ -9,9 +9,8 @@ import pytest
 import pytorch_lightning as pl
 import torch
 
-from scalelab.config import DataConfig, ModelConfig, RungConfig, TrainerConfig
+from scalelab.config import ModelConfig, RungConfig, TrainerConfig
 from scalelab.data.datamodule import PreparedDataModule
-from scalelab.data.prepare import prepare
 from scalelab.training import resume
 from scalelab.training.fit import fit
 
@@ -28,14 +27,6 @@ class Crash(pl.Callback):
     def on_train_epoch_start(self, trainer: pl.Trainer, *_: object) -> None:
         if trainer.current_epoch == self.at:
             raise RuntimeError("simulated crash")
-
-
-@pytest.fixture(scope="module")
-def digits(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("digits")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.chdir(root)
-        return root / prepare(DataConfig(name="digits", test_fraction=0.2))
 
 
 def train(digits: Path, out: Path, checkpoints: Path, callbacks: list[pl.Callback] | None = None):
