@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export MLFLOW_DISABLE_TELEMETRY ?= true
 
-.PHONY: run test test-fast params lint bench ui mlflow-server mlflow-server-stop clean
+.PHONY: run test test-fast params lint bench ui mlflow-server mlflow-server-stop slurm-cluster slurm-cluster-stop clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -43,6 +43,12 @@ mlflow-server: $(STAMP)  ## a team tracking server: MLflow on PostgreSQL, loopba
 
 mlflow-server-stop:  ## stop it (its data stays in .mlflow-server/)
 	scripts/mlflow-server stop
+
+slurm-cluster: $(STAMP)  ## a real single-node SLURM cluster here, to try hydra/launcher=slurm (root)
+	scripts/slurm-cluster start
+
+slurm-cluster-stop:  ## stop it (logs and accounting stay in .slurm-cluster/)
+	scripts/slurm-cluster stop
 
 clean:  ## delete results (not the venv): data/prepared, models, checkpoints, reports, MLflow store
 	rm -rf data/prepared models checkpoints reports mlflow.db mlruns

@@ -110,6 +110,7 @@ class SweepCallback(Callback):
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         parent = os.environ.pop(sweeps.SWEEP_PARENT_ENV)
         task = _task_config(config)
+        sweeps.fail_unfinished(task, parent)
         try:
             missing = self._fit(config, task, parent)
         except BaseException as err:

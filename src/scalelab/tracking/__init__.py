@@ -146,6 +146,8 @@ def training_run(config: Config, dataset_fingerprint: str, resume: str | None = 
     }
     if exp_name := os.environ.get("DVC_EXP_NAME"):  # set by `dvc exp run`
         tags["dvc.experiment"] = exp_name
+    if slurm_job := slurm_job_id():
+        tags["slurm.job_id"] = slurm_job
     from scalelab.tracking.sweeps import parent_tags
 
     tags.update(parent_tags())
@@ -173,6 +175,13 @@ def training_run(config: Config, dataset_fingerprint: str, resume: str | None = 
             if status == "KILLED":  # Lightning ends a SIGTERM with SystemExit(0): not a success
                 raise interrupts.Interrupted(f"{reason}; MLflow run {run.info.run_id} is KILLED") from err
             raise
+
+
+def slurm_job_id() -> str | None:
+    """The SLURM job this process runs in, as `sacct`/`scancel` name it (`<array>_<task>`)."""
+    if array := os.environ.get("SLURM_ARRAY_JOB_ID"):
+        return f"{array}_{os.environ.get('SLURM_ARRAY_TASK_ID', '')}"
+    return os.environ.get("SLURM_JOB_ID")
 
 
 def _is_open(uri: str, run_id: str, experiment_id: str) -> bool:

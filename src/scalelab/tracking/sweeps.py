@@ -75,6 +75,26 @@ def children(config: Config, parent_id: str) -> list[Any]:
     return client.search_runs([experiment_id(config)], filter_string=f"tags.`{PARENT_TAG}` = '{parent_id}'")
 
 
+def fail_unfinished(config: Config, parent_id: str) -> list[str]:
+    """Mark FAILED the children still open after every job of the sweep ended; return their ids.
+
+    A job killed from outside (SIGKILL, `scancel`, a time limit, a lost node) cannot close its
+    run. The reason goes to the tag `failure.reason`; its checkpoint stays, so running the sweep
+    again resumes the training (into a new run that carries the whole metric history).
+    """
+    client = _client(config)
+    failed = []
+    for run in children(config, parent_id):
+        if run.info.status not in ("RUNNING", "KILLED"):
+            continue
+        before = run.data.tags.get("failure.reason", "killed")
+        reason = f"its sweep job ended without finishing it ({before}); run the sweep again to resume"
+        client.set_tag(run.info.run_id, "failure.reason", reason)
+        client.set_terminated(run.info.run_id, "FAILED")
+        failed.append(run.info.run_id)
+    return failed
+
+
 def finish_parent(
     config: Config,
     parent_id: str,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import time
 import warnings
@@ -62,6 +63,16 @@ class FirstStepClock(pl.Callback):
             self.at = time.time()
 
 
+def allotted_cpus() -> int | None:
+    """The CPUs a scheduler gave this job (SLURM's --cpus-per-task), if one did.
+
+    Without cgroups torch sees every core of the node and would oversubscribe it when several
+    jobs share the node.
+    """
+    cpus = os.environ.get("SLURM_CPUS_PER_TASK")
+    return int(cpus) if cpus and cpus.isdigit() else None
+
+
 def fit(
     model_cfg: ModelConfig,
     trainer_cfg: TrainerConfig,
@@ -81,8 +92,8 @@ def fit(
     resumed from it; without, they go straight to `out_dir/model.ckpt` and nothing is resumed.
     """
     pl.seed_everything(seed, workers=True, verbose=False)
-    if trainer_cfg.num_threads is not None:
-        torch.set_num_threads(trainer_cfg.num_threads)
+    if threads := trainer_cfg.num_threads or allotted_cpus():
+        torch.set_num_threads(threads)
     manifest = data.manifest
     net = build(model_cfg, manifest["input_shape"], manifest["num_classes"])
     module = Classifier(net, manifest["num_classes"], trainer_cfg.loss, trainer_cfg.optimizer)
