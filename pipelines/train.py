@@ -2,12 +2,17 @@
 
 A training killed part-way (even by SIGKILL) resumes from its last epoch checkpoint, into the
 same MLflow run, when the same command runs again.
+
+With trainer=ddp, Lightning runs this same entry point once per extra process (as `srun` does
+on a cluster): those train their share and leave the MLflow run, the files and the clean-up to
+rank zero.
 """
 
 import shutil
 
 import hydra
 from omegaconf import DictConfig
+from pytorch_lightning.utilities import rank_zero_only
 
 from scalelab import atomic, paths, tracking
 from scalelab.config import load_config
@@ -29,6 +34,10 @@ def main(cfg: DictConfig) -> None:
         paths.prepared_dir(config.data.name), trainer.batch_size, seed, trainer.steps_per_call
     )
     checkpoints = resume.checkpoint_dir(key, resume.identity(config.model, trainer, data.manifest, seed))
+    out_dir = paths.model_dir(size, seed)
+    if rank_zero_only.rank != 0:
+        fit(config.model, trainer, data, seed=seed, out_dir=out_dir, checkpoints=checkpoints)
+        return
     previous = resume.previous(checkpoints)
     if previous:
         print(f"resuming {key} after epoch {previous.epochs_done} from {previous.path}")
@@ -39,7 +48,7 @@ def main(cfg: DictConfig) -> None:
             trainer,
             data,
             seed=seed,
-            out_dir=paths.model_dir(size, seed),
+            out_dir=out_dir,
             checkpoints=checkpoints,
             tracking_uri=tracking.resolve_uri(config.tracking),
             run_id=run_id,

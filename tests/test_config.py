@@ -79,6 +79,14 @@ def test_defaults_reproduce_the_seed_recipe() -> None:
         ({"trainer": {"optimizer": {"lr": -0.1}}}, "trainer.optimizer.lr=-0.1 is invalid"),
         ({"trainer": {"loss": "hinge"}}, "trainer.loss='hinge' is invalid: use one of cross_entropy, mse"),
         ({"trainer": {"max_epochs": "ten"}}, "trainer.max_epochs"),
+        (
+            {"trainer": {"strategy": "ddp_spawn"}},
+            "trainer.strategy='ddp_spawn' is invalid: use one of auto, ddp",
+        ),
+        (
+            {"trainer": {"batch_size": 2, "devices": 4}},
+            "trainer.batch_size=2 is invalid: each of the 4 processes",
+        ),
     ],
 )
 def test_bad_values_are_refused_in_one_line_naming_key_and_fix(override: dict, message: str) -> None:

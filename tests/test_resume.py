@@ -25,6 +25,8 @@ BASE = ["model.size=xl", "trainer.progress_bar=false", "trainer.num_threads=1"]
 OVERRIDES = [*BASE, f"trainer.max_epochs={EPOCHS}"]
 # 4x wider: a 27 MB checkpoint, whose temp file lives long enough for the kill to land in it
 WIDE = [*BASE, "model.width=2048", "trainer.max_epochs=10"]
+# two processes (Lightning DDP over gloo): rank zero checkpoints and logs for both
+DDP = [*OVERRIDES, "trainer=ddp"]
 ATTEMPTS = 6  # kills that may land just after the rename instead: retry, resuming each time
 TIMING = ("train/seconds", "train/samples_per_second")  # wall-clock: the only numbers allowed to differ
 
@@ -142,7 +144,13 @@ def assert_resumed_like_reference(
 
 @pytest.mark.parametrize(
     ("moment", "overrides"),
-    [(mid_epoch, OVERRIDES), (during_checkpoint_write, WIDE), (between_checkpoint_and_mlflow, OVERRIDES)],
+    [
+        (mid_epoch, OVERRIDES),
+        (during_checkpoint_write, WIDE),
+        (between_checkpoint_and_mlflow, OVERRIDES),
+        (mid_epoch, DDP),
+    ],
+    ids=["mid-epoch", "during-checkpoint-write", "between-checkpoint-and-mlflow", "ddp-mid-epoch"],
 )
 def test_the_hydra_app_resumes_after_sigkill(
     repo: Path, moment: Callable[[Path], None], overrides: list[str]

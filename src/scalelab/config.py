@@ -71,6 +71,12 @@ class ModelConfig:
     init: str = "xavier_uniform"  # Keras' glorot_uniform with zero biases, as in the seed
 
 
+# "auto": one process. "ddp": Lightning starts one process per device, each running the same
+# entry point (as srun does on a cluster). Spawn-based strategies are left out: they train in
+# child processes whose callbacks' state (epoch history, timing) never comes back.
+STRATEGIES = ("auto", "ddp")
+
+
 @dataclass
 class TrainerConfig:
     """How to fit: optimiser, loss, batch, epochs, and Lightning's runtime switches."""
@@ -82,7 +88,8 @@ class TrainerConfig:
         default_factory=lambda: {"_target_": "torch.optim.Adam", "lr": 1e-3, "fused": True}
     )
     accelerator: str = "cpu"
-    devices: int = 1
+    devices: int = 1  # processes (CPU) or GPUs; with strategy=ddp, batch_size is split among them
+    strategy: str = "auto"  # "ddp": one process per device, gradients averaged (trainer=ddp)
     deterministic: bool = True
     num_threads: int | None = None  # torch's intra-op threads; null = torch's default
     steps_per_call: int = 8  # optimiser steps per Lightning training_step: speed only, same updates
@@ -214,6 +221,13 @@ def check(cfg: Config) -> None:
     _require(len(set(sw.seeds)) == len(sw.seeds) > 0, "sweep.seeds", sw.seeds, "list distinct seeds")
     _require(sw.bootstrap >= 0, "sweep.bootstrap", sw.bootstrap, "use >= 0")
     _require(t.devices >= 1, "trainer.devices", t.devices, "use >= 1")
+    _require(t.strategy in STRATEGIES, "trainer.strategy", t.strategy, f"use one of {', '.join(STRATEGIES)}")
+    _require(
+        t.batch_size >= t.devices,
+        "trainer.batch_size",
+        t.batch_size,
+        f"each of the {t.devices} processes needs a share of the batch; use >= trainer.devices",
+    )
     _require(t.steps_per_call >= 1, "trainer.steps_per_call", t.steps_per_call, "use >= 1")
     _require(
         t.num_threads is None or t.num_threads >= 1,

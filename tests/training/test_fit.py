@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from scalelab.config import ModelConfig, RungConfig, TrainerConfig
-from scalelab.data.datamodule import InMemoryBatches, PreparedDataModule
+from scalelab.data.datamodule import PreparedDataModule
 from scalelab.data.prepared import load_split
 from scalelab.errors import TrainingDiverged
 from scalelab.training.fit import fit
@@ -53,28 +53,6 @@ def test_same_seed_gives_identical_weights_other_seed_does_not(digits: Path, tmp
     c = train(digits, tmp_path / "c", seed=1).net.state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert not all(torch.equal(a[k], c[k]) for k in a)
-
-
-def test_in_memory_batches_visit_every_sample_once_per_epoch_in_an_order_set_by_seed_and_epoch() -> None:
-    x = torch.arange(10.0).unsqueeze(1)
-    y = torch.arange(10)
-    batches = InMemoryBatches(x, y, batch_size=4, shuffle=True, seed=0)
-    assert len(batches) == 3
-
-    def order(seed: int, epoch: int) -> torch.Tensor:
-        batches = InMemoryBatches(x, y, batch_size=4, shuffle=True, seed=seed)
-        batches.set_epoch(epoch)
-        return torch.cat([yb for _, yb in batches])
-
-    first, second = order(0, 0), order(0, 1)
-    assert sorted(first.tolist()) == sorted(second.tolist()) == list(range(10))
-    assert not torch.equal(first, second), "a new order each epoch"
-    assert torch.equal(order(0, 1), second), "the same (seed, epoch), the same order: resumable"
-    assert not torch.equal(order(1, 1), second), "another seed, another order"
-    for xb, yb in batches:
-        assert torch.equal(xb.squeeze(1).long(), yb), "inputs stay aligned with labels"
-    fixed = InMemoryBatches(x, y, batch_size=4, shuffle=False)
-    assert torch.cat([yb for _, yb in fixed]).tolist() == list(range(10))
 
 
 def test_a_nan_loss_stops_training_with_a_clear_error(digits: Path, tmp_path: Path) -> None:

@@ -33,6 +33,12 @@ logging.getLogger("pytorch_lightning.utilities.rank_zero").addFilter(
 )
 warnings.filterwarnings("ignore", message=".*smaller than the logging interval.*")
 warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)` is deprecated.*")
+# Under DDP Lightning asks for sync_dist on epoch metrics; ours are already summed over every
+# process by torchmetrics (EpochStats), so another all-reduce would change nothing.
+warnings.filterwarnings("ignore", message=r"It is recommended to use `self.log\('(train|val)/")
+# On a machine with SLURM's client tools, Lightning suggests srun for every local run; scalelab's
+# way onto the cluster is hydra/launcher=slurm, whose jobs do run under srun.
+warnings.filterwarnings("ignore", message=r"The `srun` command is available on your system")
 
 
 @dataclass
@@ -63,14 +69,20 @@ class FirstStepClock(pl.Callback):
             self.at = time.time()
 
 
-def allotted_cpus() -> int | None:
-    """The CPUs a scheduler gave this job (SLURM's --cpus-per-task), if one did.
+def torch_threads(trainer_cfg: TrainerConfig) -> int | None:
+    """Intra-op threads for this process: `trainer.num_threads`, else the CPUs a scheduler gave
+    the job (SLURM's --cpus-per-task), shared among the job's CPU training processes.
 
-    Without cgroups torch sees every core of the node and would oversubscribe it when several
-    jobs share the node.
+    Without this, torch sizes its pool to every core of the node in every process: several jobs
+    or DDP processes on one node would fight over the cores. None: leave torch's default.
     """
-    cpus = os.environ.get("SLURM_CPUS_PER_TASK")
-    return int(cpus) if cpus and cpus.isdigit() else None
+    if trainer_cfg.num_threads:
+        return trainer_cfg.num_threads
+    slurm = os.environ.get("SLURM_CPUS_PER_TASK", "")
+    cpus = int(slurm) if slurm.isdigit() else None
+    if trainer_cfg.accelerator == "cpu" and trainer_cfg.devices > 1:
+        return max(1, (cpus or len(os.sched_getaffinity(0))) // trainer_cfg.devices)
+    return cpus
 
 
 def fit(
@@ -92,7 +104,7 @@ def fit(
     resumed from it; without, they go straight to `out_dir/model.ckpt` and nothing is resumed.
     """
     pl.seed_everything(seed, workers=True, verbose=False)
-    if threads := trainer_cfg.num_threads or allotted_cpus():
+    if threads := torch_threads(trainer_cfg):
         torch.set_num_threads(threads)
     manifest = data.manifest
     net = build(model_cfg, manifest["input_shape"], manifest["num_classes"])
@@ -109,6 +121,10 @@ def fit(
         max_epochs=trainer_cfg.max_epochs,
         accelerator=trainer_cfg.accelerator,
         devices=trainer_cfg.devices,
+        strategy=trainer_cfg.strategy,
+        # BatchNorm over the whole batch, as one process would (torch has SyncBatchNorm for GPUs
+        # only: on CPU each process normalises its share)
+        sync_batchnorm=trainer_cfg.devices > 1 and trainer_cfg.accelerator == "gpu",
         deterministic=trainer_cfg.deterministic,
         logger=False,  # MLflow gets whole epochs from EpochCheckpoint: see tracking/history.py
         callbacks=[epochs, Provenance(meta), StopOnSignal(), clock := FirstStepClock(), *(callbacks or [])],
@@ -135,7 +151,7 @@ def fit(
     }
     if history:
         history.log_once(summary, step=len(epochs.history) - 1)
-    if final != epochs.path:
+    if final != epochs.path and trainer.is_global_zero:  # DDP: one process writes
         with atomic_path(final) as tmp:
             shutil.copyfile(epochs.path, tmp)
     return FitResult(net.eval(), {**epochs.history[-1], **summary}, final, clock.at)

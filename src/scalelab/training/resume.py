@@ -30,7 +30,9 @@ if TYPE_CHECKING:
 
 LAST = "last.ckpt"
 # Trainer settings that change speed, not the updates: a resume may change them.
-RUNTIME_ONLY = ("progress_bar", "num_threads", "steps_per_call", "accelerator", "devices")
+# DDP splits each batch among the processes (data/datamodule.py): the same updates, so the
+# process count is a runtime choice too.
+RUNTIME_ONLY = ("progress_bar", "num_threads", "steps_per_call", "accelerator", "devices", "strategy")
 
 
 def identity(
