@@ -132,9 +132,21 @@ def run(cmd: list[str], cwd: Path, check: bool = True, **env: str) -> subprocess
     return result
 
 
+def start_queue(project: Path, workers: int) -> None:
+    """`dvc queue start -j workers`, returning at once.
+
+    Its workers are daemons that inherit its stdout and stderr: captured, they would hold the
+    pipes open and `run` would wait for the whole queue to finish.
+    """
+    cmd = ["dvc", "queue", "start", "-j", str(workers)]
+    subprocess.run(
+        cmd, cwd=project, env=run_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True
+    )
+
+
 def run_queue(project: Path, workers: int, timeout: float = 600) -> str:
     """`dvc queue start -j workers`, then wait until nothing is queued or running; the final status."""
-    run(["dvc", "queue", "start", "-j", str(workers)], project)
+    start_queue(project, workers)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         status = run(["dvc", "queue", "status"], project).stdout

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import time
 from collections.abc import Callable
@@ -15,7 +16,7 @@ import torch
 from mlflow import MlflowClient
 
 from scalelab.training.saved import CHECKPOINT_FILE
-from tests.conftest import make_project, run, start
+from tests.conftest import make_project, run, run_queue, start, start_queue
 
 pytestmark = pytest.mark.slow
 
@@ -185,3 +186,53 @@ def test_a_changed_config_never_resumes_another_trainings_checkpoint(repo: Path)
     assert "resuming" not in other, "another learning rate is another training"
     output = run(train(OVERRIDES), repo).stdout
     assert_resumed_like_reference(repo, killed_run, output, expected, EPOCHS)
+
+
+def training_pids(cmd_part: str) -> list[int]:
+    """PIDs of running processes whose command line contains `cmd_part`."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except (OSError, ValueError):
+            continue
+        if cmd_part in cmdline and "pipelines.train" in cmdline:
+            found.append(int(proc.name))
+    return found
+
+
+def test_a_queued_dvc_experiment_resumes_after_sigkill(tmp_path: Path) -> None:
+    project = make_project(tmp_path / "project")
+    run(["python", "-m", "pipelines.prepare"], project)
+    overrides = [*BASE, "trainer.max_epochs=150"]
+    run(train(overrides), project)
+    expected = outcome(project)[1:]  # an uninterrupted training, before anything is queued
+    shutil.rmtree(project / "models")  # what is compared below must come from the experiment
+    shutil.rmtree(project / "reports")
+    run(["git", "add", "-A"], project)
+    run(["git", "commit", "-qm", "pipeline"], project)
+    settings = [f"-S{o}" for o in overrides if not o.startswith("model.size=")]
+
+    run(["dvc", "exp", "run", "--queue", "-n", "killed", *settings, "train@xl-0"], project)
+    start_queue(project, workers=1)
+    mid_epoch(project)  # the queued training has checkpointed and goes on
+    [pid] = training_pids("model.size=xl")
+    os.kill(pid, signal.SIGKILL)  # the training alone, as the kernel's OOM killer would
+    assert "Failed" in run_queue(project, workers=1)
+    client = store(project)
+    running = client.search_runs(
+        [client.get_experiment_by_name("digits-mlp").experiment_id], "attributes.status = 'RUNNING'"
+    )
+    [killed_run] = [r.info.run_id for r in running]
+    assert checkpoint_file(project) is not None, "the checkpoint outlives the experiment's temp copy"
+
+    run(["dvc", "exp", "run", "--queue", "-n", "resumed", *settings, "train@xl-0"], project)
+    assert "Success" in run_queue(project, workers=1)
+    logs = run(["dvc", "queue", "logs", "resumed"], project).stdout
+    # The experiment's results, into the workspace (only xl was trained: `dvc exp apply` would
+    # look for the other rungs' outputs too)
+    run(["dvc", "exp", "branch", "resumed", "resumed"], project)
+    run(["git", "checkout", "resumed", "--", "params.yaml", "dvc.lock", "reports/runs/xl-s0"], project)
+    run(["dvc", "checkout", "train@xl-0"], project)
+    assert json.loads((project / "reports/runs/xl-s0/run.json").read_text())["run_id"] == killed_run
+    assert_resumed_like_reference(project, killed_run, logs, expected, 150)
