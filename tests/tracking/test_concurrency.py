@@ -65,9 +65,11 @@ def test_eight_concurrent_trainings_share_a_fresh_sqlite_store(project: Path) ->
 def test_eight_concurrent_trainings_share_a_real_tracking_server(project: Path, mlflow_server: str) -> None:
     run(["python", "-m", "pipelines.prepare"], project)
     client = MlflowClient(mlflow_server)
-    client.create_experiment("digits-mlp")  # as a sweep's parent does before its jobs fan out
+    # No experiment yet: the 8 jobs race to create it. With mlflow.set_experiment the losers'
+    # runs landed in "Default" (2 of 3 tries); every run must be in the study's experiment.
     train_at_once(project, f"tracking.uri={mlflow_server}")
     assert_nothing_lost(client)
+    assert not client.search_runs(["0"]), "no run strayed into the Default experiment"
     for r in client.search_runs([client.get_experiment_by_name("digits-mlp").experiment_id]):
         [output] = r.outputs.model_outputs  # the model went through the server's artifact proxy
         assert "READY" in str(client.get_logged_model(output.model_id).status)

@@ -134,7 +134,7 @@ def training_run(config: Config, dataset_fingerprint: str, resume: str | None = 
     uri = resolve_uri(config.tracking)
     ensure_store(uri)
     mlflow.set_tracking_uri(uri)
-    experiment = mlflow.set_experiment(experiment_name(config))
+    experiment_id = ensure_experiment(uri, experiment_name(config))
     resolved = as_dict(config)
     tags = {
         "mlflow.source.git.commit": git_commit(),
@@ -151,9 +151,9 @@ def training_run(config: Config, dataset_fingerprint: str, resume: str | None = 
     from scalelab.tracking.sweeps import parent_tags
 
     tags.update(parent_tags())
-    reopen = resume if resume and _is_open(uri, resume, experiment.experiment_id) else None
-    name = None if reopen else run_name(config)
-    with interrupts.graceful(), mlflow.start_run(run_id=reopen, run_name=name, tags=tags) as run:
+    reopen = resume if resume and _is_open(uri, resume, experiment_id) else None
+    start = {"run_id": reopen} if reopen else {"experiment_id": experiment_id, "run_name": run_name(config)}
+    with interrupts.graceful(), mlflow.start_run(**start, tags=tags) as run:
         try:
             before = mlflow.get_run(reopen).data if reopen else None
             if before and "failure.reason" in before.tags:  # KILLED by a signal, now resumed
@@ -182,6 +182,27 @@ def slurm_job_id() -> str | None:
     if array := os.environ.get("SLURM_ARRAY_JOB_ID"):
         return f"{array}_{os.environ.get('SLURM_ARRAY_TASK_ID', '')}"
     return os.environ.get("SLURM_JOB_ID")
+
+
+def ensure_experiment(uri: str, name: str) -> str:
+    """The id of experiment `name`, created if needed; safe when many jobs race to create it.
+
+    Not `mlflow.set_experiment`: in MLflow 3.17 the process that loses the creation race gets
+    the experiment back but never makes it active, so its run lands in "Default" (found with 8
+    jobs on a fresh server; also reported as ergodicio/adept#292).
+    """
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    client = MlflowClient(uri)
+    if found := client.get_experiment_by_name(name):
+        return found.experiment_id
+    try:
+        return client.create_experiment(name)
+    except MlflowException as err:
+        if err.error_code != "RESOURCE_ALREADY_EXISTS":
+            raise
+    return client.get_experiment_by_name(name).experiment_id
 
 
 def _is_open(uri: str, run_id: str, experiment_id: str) -> bool:

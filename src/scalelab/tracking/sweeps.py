@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from scalelab.config import Config, as_dict
-from scalelab.tracking import experiment_name, flatten, resolve_uri
+from scalelab.tracking import ensure_experiment, experiment_name, flatten, resolve_uri
 
 SWEEP_PARENT_ENV = "SCALELAB_SWEEP_PARENT_RUN_ID"
 PARENT_TAG = "mlflow.parentRunId"  # what the MLflow UI nests runs by
@@ -28,10 +28,7 @@ def _client(config: Config):
 
 def experiment_id(config: Config) -> str:
     """The study's experiment, created if needed (do this once, before jobs fan out)."""
-    client = _client(config)
-    name = experiment_name(config)
-    found = client.get_experiment_by_name(name)
-    return found.experiment_id if found else client.create_experiment(name)
+    return ensure_experiment(resolve_uri(config.tracking), experiment_name(config))
 
 
 def start_parent(config: Config, launcher: str) -> str:
