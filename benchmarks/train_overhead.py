@@ -64,16 +64,28 @@ def hand_loop(data_dir: Path, model_cfg: ModelConfig, epochs: int, seed: int) ->
 
 
 class EpochTimer(pl.Callback):
-    """Wall time of each training epoch, its validation pass included."""
+    """Wall time of each epoch: training, validation, its checkpoint and its MLflow logging.
+
+    Measured from one epoch's start to the next's (the last: to the end of training), because
+    Lightning runs checkpoint callbacks after every other `on_train_epoch_end`: timing up to
+    that hook would leave the checkpoint and the MLflow log out.
+    """
 
     def __init__(self) -> None:
         self.seconds: list[float] = []
+        self.start: float | None = None
+
+    def _lap(self) -> None:
+        now = time.perf_counter()
+        if self.start is not None:
+            self.seconds.append(now - self.start)
+        self.start = now
 
     def on_train_epoch_start(self, *_: object) -> None:
-        self.start = time.perf_counter()
+        self._lap()
 
-    def on_train_epoch_end(self, *_: object) -> None:
-        self.seconds.append(time.perf_counter() - self.start)
+    def on_train_end(self, *_: object) -> None:
+        self._lap()
 
 
 def scalelab_path(
