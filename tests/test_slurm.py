@@ -129,6 +129,25 @@ def test_a_slurm_sweep_is_one_job_array_whose_runs_land_under_one_parent(
     assert (cluster_project / f"multirun/.submitit/{array}_0").is_dir(), "the jobs' logs are kept"
 
 
+def test_a_ddp_training_runs_as_the_tasks_of_its_slurm_job(
+    cluster_project: Path, slurm: dict[str, str]
+) -> None:
+    ddp = ["trainer=ddp", "hydra.launcher.tasks_per_node=2", "trainer.max_epochs=2"]
+    cmd = ["python", "-m", "pipelines.train", "-m", "model.size=xs,s", *SWEEP, *ddp]
+    assert "sweep ladder: 2 runs fitted" in run(cmd, cluster_project, **slurm).stdout
+
+    _, children = study(cluster_project)
+    assert sorted(c.info.run_name for c in children) == ["mlp-s-s0", "mlp-xs-s0"], (
+        "one run per size, not per task"
+    )
+    for child in children:
+        assert child.info.status == "FINISHED" and child.data.params["trainer.devices"] == "2"
+        assert 0 < child.data.metrics["test/acc"] <= 1, "rank zero evaluated"
+        logs = cluster_project / "multirun/.submitit" / child.data.tags["slurm.job_id"]
+        second = next(logs.glob("*_1_log.err")).read_text()
+        assert "GLOBAL_RANK: 1, MEMBER: 2/2" in second, "the job's second task was DDP rank 1"
+
+
 def test_a_cancelled_job_fails_its_run_and_the_sweep_names_it(
     cluster_project: Path, slurm: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -108,3 +108,23 @@ def test_a_sweep_over_another_axis_is_refused_before_any_job(project: Path) -> N
     assert result.returncode != 0
     assert "scalelab: error: trainer.optimizer.lr is swept" in result.stderr
     assert not (project / "models").exists()
+
+
+@pytest.mark.parametrize(
+    ("launcher", "message"),
+    [
+        ([], "trainer.devices=2 in a local multirun: DDP would start the whole sweep again"),
+        (
+            ["hydra/launcher=slurm", "hydra.launcher.tasks_per_node=1"],
+            "hydra.launcher.tasks_per_node=1 with trainer.devices=2: on SLURM each DDP process is a task",
+        ),
+    ],
+)
+def test_a_ddp_sweep_a_launcher_cannot_run_is_refused_before_any_job(
+    project: Path, launcher: list[str], message: str
+) -> None:
+    cmd = ["python", "-m", "pipelines.train", "-m", "model.size=xs,s", "trainer=ddp", *launcher]
+    result = run(cmd, project, check=False)
+    assert result.returncode != 0
+    assert f"scalelab: error: {message}" in result.stderr
+    assert not (project / "models").exists() and not (project / "mlflow.db").exists()

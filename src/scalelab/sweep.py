@@ -83,6 +83,26 @@ def swept_runs(config: DictConfig) -> tuple[list[str], list[int]]:
     return [str(size) for size in values["model.size"]], [int(seed) for seed in values["seed"]]
 
 
+def _check_processes(task: Config, launcher: str, launcher_cfg: DictConfig) -> None:
+    """Refuse DDP jobs a launcher cannot run: Lightning starts DDP's extra processes by running
+    the command again, which in a local multirun would run the whole sweep again. On SLURM each
+    job's processes are its tasks (srun starts them), one per device."""
+    devices = task.trainer.devices
+    if devices == 1:
+        return
+    if launcher != "SlurmLauncher":
+        raise ConfigError(
+            f"trainer.devices={devices} in a local multirun: DDP would start the whole sweep again "
+            f"in each extra process; run the sizes one by one (or queued with dvc exp run --queue), "
+            f"or sweep on SLURM with hydra/launcher=slurm hydra.launcher.tasks_per_node={devices}"
+        )
+    if launcher_cfg.get("tasks_per_node") != devices:
+        raise ConfigError(
+            f"hydra.launcher.tasks_per_node={launcher_cfg.get('tasks_per_node')} with "
+            f"trainer.devices={devices}: on SLURM each DDP process is a task; set them equal"
+        )
+
+
 class SweepCallback(Callback):
     """Opens the sweep's parent run, evaluates each finished job, fits the law at the end."""
 
@@ -90,16 +110,21 @@ class SweepCallback(Callback):
     # and failures here leave as SystemExit, which it lets through.
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        launcher = str(config.hydra.launcher.get("_target_", "")).rsplit(".", 1)[-1]
         try:
             swept_runs(config)  # refuse a sweep over other axes before any job starts
             task = _task_config(config)
+            _check_processes(task, launcher, config.hydra.launcher)
         except ConfigError as err:
             raise SystemExit(f"scalelab: error: {err}") from None
-        launcher = str(config.hydra.launcher.get("_target_", "")).rsplit(".", 1)[-1]
         os.environ[sweeps.SWEEP_PARENT_ENV] = sweeps.start_parent(task, launcher)
 
     def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs: Any) -> None:
         if sweeps.SWEEP_PARENT_ENV not in os.environ:  # a single run: `evaluate` is its own stage
+            return
+        from pytorch_lightning.utilities import rank_zero_only
+
+        if rank_zero_only.rank != 0:  # a DDP task of a SLURM job: rank zero evaluates
             return
         if job_return.status != JobStatus.COMPLETED or job_return.return_value != JOB_OK:
             return
