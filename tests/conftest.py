@@ -187,6 +187,21 @@ def project(tmp_path: Path) -> Path:
     return make_project(tmp_path / "project")
 
 
+def live_store(project: Path):
+    """A client on `project`'s SQLite store while a child process may be creating it.
+
+    Two processes migrating a fresh store at once corrupt it (`_alembic_tmp_experiments already
+    exists`): open it through scalelab's creation lock, as the child does.
+    """
+    from mlflow import MlflowClient
+
+    from scalelab.tracking import ensure_store
+
+    uri = f"sqlite:///{project}/mlflow.db"
+    ensure_store(uri)
+    return MlflowClient(uri)
+
+
 def free_port() -> int:
     """A TCP port on loopback that nothing listens on right now."""
     with socket.socket() as sock:

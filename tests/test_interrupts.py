@@ -3,31 +3,31 @@
 from __future__ import annotations
 
 import signal
+import subprocess
 import time
 from pathlib import Path
 
 import pytest
 from mlflow import MlflowClient
 
-from tests.conftest import run, start
+from tests.conftest import live_store, run, start
 
 pytestmark = pytest.mark.slow
 
 
-def running_run(project: Path, timeout: float = 240) -> str:  # a loaded CI box starts slowly
-    """Wait until the training process has opened its MLflow run; return the run id."""
+def running_run(project: Path, child: subprocess.Popen, timeout: float = 240) -> str:
+    """Wait until the training process has opened its MLflow run; return the run id.
+
+    (240 s: a loaded CI box starts slowly.)
+    """
+    client = live_store(project)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if (project / "reports").exists() or (project / "mlflow.db").exists():
-            try:
-                client = MlflowClient(f"sqlite:///{project}/mlflow.db")
-                experiment = client.get_experiment_by_name("digits-mlp")
-                if experiment:
-                    runs = client.search_runs([experiment.experiment_id])
-                    if runs and runs[0].info.status == "RUNNING":
-                        return runs[0].info.run_id
-            except Exception:  # the store is still being created by the child
-                pass
+        assert child.poll() is None, child.communicate()[0]
+        experiment = client.get_experiment_by_name("digits-mlp")
+        runs = client.search_runs([experiment.experiment_id]) if experiment else []
+        if runs and runs[0].info.status == "RUNNING":
+            return runs[0].info.run_id
         time.sleep(0.5)
     pytest.fail("training never opened its MLflow run")
 
@@ -47,7 +47,7 @@ def test_a_signalled_training_ends_its_run_killed(project: Path, sig: signal.Sig
         project,
     )
     try:
-        run_id = running_run(project)
+        run_id = running_run(project, child)
         time.sleep(3)  # into the epochs
         child.send_signal(sig)
         output, _ = child.communicate(timeout=60)

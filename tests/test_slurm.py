@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from mlflow import MlflowClient
 
-from tests.conftest import ROOT, free_port, make_project, run, start
+from tests.conftest import ROOT, free_port, live_store, make_project, run, start
 
 pytestmark = pytest.mark.slow
 
@@ -178,11 +178,11 @@ def test_a_cancelled_job_fails_its_run_and_the_sweep_names_it(
 
 def wait_for_training(project: Path, size: str, sweep: subprocess.Popen, timeout: float = 180) -> str:
     """The SLURM job id of rung `size` once its MLflow run has logged an epoch."""
-    client = MlflowClient(f"sqlite:///{project}/mlflow.db")
+    client = live_store(project)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         assert sweep.poll() is None, sweep.stdout.read()
-        experiment = (project / "mlflow.db").exists() and client.get_experiment_by_name("digits-mlp")
+        experiment = client.get_experiment_by_name("digits-mlp")
         runs = (
             client.search_runs([experiment.experiment_id], "attributes.status = 'RUNNING'")
             if experiment

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from scalelab.config import Config, as_dict
-from scalelab.tracking import ensure_experiment, experiment_name, flatten, resolve_uri
+from scalelab.tracking import ensure_experiment, ensure_store, experiment_name, flatten, resolve_uri
 
 SWEEP_PARENT_ENV = "SCALELAB_SWEEP_PARENT_RUN_ID"
 PARENT_TAG = "mlflow.parentRunId"  # what the MLflow UI nests runs by
@@ -23,7 +23,9 @@ NOTE_TAG = "mlflow.note.content"  # the run's description in the MLflow UI (Mark
 def _client(config: Config):
     from mlflow import MlflowClient
 
-    return MlflowClient(resolve_uri(config.tracking))
+    uri = resolve_uri(config.tracking)
+    ensure_store(uri)  # a sweep's parent may be the first to touch a fresh SQLite store
+    return MlflowClient(uri)
 
 
 def experiment_id(config: Config) -> str:
