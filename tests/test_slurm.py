@@ -117,6 +117,7 @@ def test_a_slurm_sweep_is_one_job_array_whose_runs_land_under_one_parent(
     jobs = {c.data.tags["size"]: c.data.tags["slurm.job_id"] for c in children}
     array = jobs["xs"].split("_")[0]
     assert jobs == {"xs": f"{array}_0", "s": f"{array}_1"}, "one array, one task per size"
+    assert f"SLURM job {array}_1: model.size=s" in result.stdout, "the user sees the job ids"
     states = sacct_states(slurm)
     assert states[jobs["xs"]] == states[jobs["s"]] == "COMPLETED", "accounting saw both jobs end"
     client = MlflowClient(f"sqlite:///{cluster_project}/mlflow.db")

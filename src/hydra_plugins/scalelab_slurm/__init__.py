@@ -51,8 +51,8 @@ class SlurmLauncher(submitit_launcher.SlurmLauncher):
             [f"job_id_for_{n}" for n in numbers],
             [state] * len(numbers),
         )
-        for number, job, overrides in zip(numbers, jobs, job_overrides, strict=True):
-            log.info("#%d: SLURM job %s: %s", number, job.job_id, " ".join(filter_overrides(overrides)))
+        for number, job, overrides in zip(numbers, jobs, job_overrides, strict=True):  # sacct/scancel names
+            print(f"#{number}: SLURM job {job.job_id}: {' '.join(filter_overrides(overrides))}", flush=True)
         return [_outcome(job, overrides) for job, overrides in zip(jobs, job_overrides, strict=True)]
 
 
