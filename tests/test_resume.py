@@ -188,15 +188,23 @@ def test_a_changed_config_never_resumes_another_trainings_checkpoint(repo: Path)
     assert_resumed_like_reference(repo, killed_run, output, expected, EPOCHS)
 
 
-def training_pids(cmd_part: str) -> list[int]:
-    """PIDs of running processes whose command line contains `cmd_part`."""
+def training_pids(cmd_part: str, under: Path) -> list[int]:
+    """PIDs of Python trainings working under `under` whose command line contains `cmd_part`.
+
+    Only the Python process itself: DVC runs a stage's command through `$SHELL -c` (or
+    `/bin/sh -c`), and dash, unlike bash, does not exec into it, leaving a shell with the same
+    command line as its parent.
+    """
     found = []
     for proc in Path("/proc").iterdir():
         try:
-            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            argv = (proc / "cmdline").read_bytes().decode().split("\0")
+            cwd = (proc / "cwd").resolve()
         except (OSError, ValueError):
             continue
-        if cmd_part in cmdline and "pipelines.train" in cmdline:
+        python = Path(argv[0]).name.startswith("python")
+        cmdline = " ".join(argv)
+        if python and cmd_part in cmdline and "pipelines.train" in cmdline and cwd.is_relative_to(under):
             found.append(int(proc.name))
     return found
 
@@ -216,7 +224,7 @@ def test_a_queued_dvc_experiment_resumes_after_sigkill(tmp_path: Path) -> None:
     run(["dvc", "exp", "run", "--queue", "-n", "killed", *settings, "train@xl-0"], project)
     start_queue(project, workers=1)
     mid_epoch(project)  # the queued training has checkpointed and goes on
-    [pid] = training_pids("model.size=xl")
+    [pid] = training_pids("model.size=xl", under=project.resolve())
     os.kill(pid, signal.SIGKILL)  # the training alone, as the kernel's OOM killer would
     assert "Failed" in run_queue(project, workers=1)
     client = store(project)
