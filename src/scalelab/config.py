@@ -92,7 +92,7 @@ class TrainerConfig:
     strategy: str = "auto"  # "ddp": one process per device, gradients averaged (trainer=ddp)
     deterministic: bool = True
     num_threads: int | None = None  # torch's intra-op threads; null = torch's default
-    steps_per_call: int = 8  # optimiser steps per Lightning training_step: speed only, same updates
+    steps_per_call: int = 32  # optimiser steps per Lightning training_step: speed only, same updates
     progress_bar: bool = True
 
 

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
+import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
 
-from scalelab.data.datamodule import Grouped, InMemoryBatches
+from scalelab.config import ModelConfig, RungConfig, TrainerConfig
+from scalelab.data.datamodule import Grouped, InMemoryBatches, PreparedDataModule
+from scalelab.training.fit import fit
 from scalelab.training.module import EpochStats
 
 
@@ -23,7 +28,7 @@ def test_epoch_stats_match_torchmetrics_accuracy_f1_and_mean_loss(classes_seen: 
         logits = torch.randn(size, 10, generator=generator)
         logits[:, classes_seen:] = -10  # never predicted either
         loss = F.cross_entropy(logits, y)
-        stats.update(logits, y, loss)
+        stats.update(logits.argmax(-1), y, loss * size)  # a batch: predictions and its loss sum
         accuracy.update(logits, y)
         f1.update(logits, y)
         losses.append(float(loss) * size)
@@ -41,3 +46,18 @@ def test_grouped_batches_keep_every_batch_in_order() -> None:
     assert len(Grouped(batches, 3)) == len(groups) == 3  # 7 batches -> 3 + 3 + 1
     assert [len(g) for g in groups] == [3, 3, 1]
     assert torch.cat([yb for g in groups for _, yb in g]).tolist() == list(range(20))
+
+
+def test_the_progress_bar_shows_the_latest_epochs_metrics(digits: Path, tmp_path: Path) -> None:
+    seen: dict[str, object] = {}
+
+    class Peek(pl.Callback):
+        def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+            seen.update(trainer.progress_bar_callback.get_metrics(trainer, pl_module))
+
+    trainer = TrainerConfig(max_epochs=1, batch_size=64, progress_bar=True)
+    data = PreparedDataModule(digits, trainer.batch_size, 0, trainer.steps_per_call)
+    model = ModelConfig(size="s", ladder={"s": RungConfig(16, 1)})
+    result = fit(model, trainer, data, seed=0, out_dir=tmp_path, callbacks=[Peek()])
+    for name in ("train/loss", "train/acc", "val/loss", "val/acc", "val/f1_macro"):
+        assert seen[name] == result.metrics[name]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytorch_lightning as pl
@@ -125,6 +126,13 @@ class PreparedDataModule(pl.LightningDataModule):
         for split in wanted:
             if split not in self.splits:
                 self.splits[split] = load_split(self.folder, split)
+
+    def transfer_batch_to_device(self, group: Any, device: torch.device, dataloader_idx: int) -> Any:
+        """Move a training group's tensors directly: Lightning's generic walk over the nested
+        list costs ~2% of a seed-MLP epoch, and on CPU every move is a no-op."""
+        if isinstance(group, list):
+            return [(x.to(device, non_blocking=True), y.to(device, non_blocking=True)) for x, y in group]
+        return super().transfer_batch_to_device(group, device, dataloader_idx)
 
     def _shard(self) -> dict[str, int]:
         """This process's place among the training processes (one without a Trainer: alone)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
@@ -22,7 +23,8 @@ from scalelab.data.datamodule import PreparedDataModule
 from scalelab.models import build, count_parameters
 from scalelab.models.flops import training_flops_per_sample
 from scalelab.training.checkpoint import AtomicCheckpointIO, Provenance
-from scalelab.training.module import Classifier
+from scalelab.training.module import Classifier, EpochMetricsBar
+from scalelab.training.precision import LeanPrecision
 from scalelab.training.resume import LAST, EpochCheckpoint, identity
 from scalelab.training.saved import CHECKPOINT_FILE
 
@@ -127,14 +129,27 @@ def fit(
         sync_batchnorm=trainer_cfg.devices > 1 and trainer_cfg.accelerator == "gpu",
         deterministic=trainer_cfg.deterministic,
         logger=False,  # MLflow gets whole epochs from EpochCheckpoint: see tracking/history.py
-        callbacks=[epochs, Provenance(meta), StopOnSignal(), clock := FirstStepClock(), *(callbacks or [])],
-        plugins=[AtomicCheckpointIO()],
+        callbacks=[
+            epochs,
+            Provenance(meta),
+            StopOnSignal(),
+            clock := FirstStepClock(),
+            *([EpochMetricsBar()] if trainer_cfg.progress_bar else []),
+            *(callbacks or []),
+        ],
+        plugins=[AtomicCheckpointIO(), LeanPrecision()],
         enable_progress_bar=trainer_cfg.progress_bar,
         enable_model_summary=False,
         num_sanity_val_steps=0,
     )
     resume = checkpoints is not None and epochs.path.is_file()
-    trainer.fit(module, datamodule=data, ckpt_path=epochs.path if resume else None)
+    try:
+        trainer.fit(module, datamodule=data, ckpt_path=epochs.path if resume else None)
+    except BaseException:
+        if history:  # the epochs logged so far reach the run before it is marked FAILED or KILLED
+            with contextlib.suppress(Exception):
+                history.flush()
+        raise
     interrupts.check()  # stopped early by a signal: not a finished training
     total, trainable = count_parameters(net)
     samples = trainer.max_epochs * len(data.splits["train"][1])

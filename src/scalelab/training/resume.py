@@ -103,7 +103,7 @@ class EpochCheckpoint(Checkpoint):
         self.history.append(dict(pl_module.epoch_metrics))
         trainer.save_checkpoint(self.path, weights_only=False)  # resumable: optimiser and loops too
         if self.run_history:
-            self.run_history.log({len(self.history) - 1: self.history[-1]})
+            self.run_history.log({len(self.history) - 1: self.history[-1]}, wait=False)
 
     def state_dict(self) -> dict[str, Any]:
         # The random state too: dropout draws from it, and Lightning's checkpoints do not keep it.
