@@ -6,6 +6,7 @@ from omegaconf import DictConfig
 from scalelab.config import load_config
 from scalelab.data.prepare import prepare
 from scalelab.errors import exit_on_user_error
+from scalelab.shutdown import run_then_exit_quickly
 
 
 @hydra.main(config_path="../conf", config_name="config", version_base="1.3")
@@ -17,4 +18,4 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_then_exit_quickly(main)

@@ -8,6 +8,7 @@ from scalelab.config import load_config
 from scalelab.errors import exit_on_user_error
 from scalelab.scaling.report import markdown, write_study
 from scalelab.scaling.study import analyse, collect
+from scalelab.shutdown import run_then_exit_quickly
 from scalelab.tracking import registry, sweeps
 
 
@@ -25,4 +26,4 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_then_exit_quickly(main)

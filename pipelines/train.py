@@ -18,6 +18,7 @@ from scalelab import atomic, paths, tracking
 from scalelab.config import load_config
 from scalelab.data.datamodule import PreparedDataModule
 from scalelab.errors import exit_on_user_error
+from scalelab.shutdown import run_then_exit_quickly
 from scalelab.sweep import survives_sweep
 from scalelab.training import resume
 from scalelab.training.fit import fit
@@ -64,4 +65,4 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_then_exit_quickly(main)
