@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy.optimize import minimize
-from scipy.special import huber, logsumexp
+from scipy.special import huber
 
 HUBER_DELTA = 1e-3  # on log loss (Hoffmann 2022, §3.3)
 
@@ -33,20 +33,18 @@ class PowerLaw:
 
 
 def _objective(theta: np.ndarray, log_x: np.ndarray, log_y: np.ndarray) -> tuple[float, np.ndarray]:
-    """Huber loss of log residuals and its gradient in θ = (a, α, e)."""
+    """Huber loss of log residuals and its gradient in θ = (a, α, e).
+
+    The two-term LSE is numpy's `logaddexp`: scipy's general `logsumexp` cost ~80% of each
+    evaluation (array-API dispatch), and the bootstrap evaluates this ~10⁴ times per fit.
+    """
     a, alpha, e = theta
-    terms = np.stack([a - alpha * log_x, np.full_like(log_x, e)])  # (2, n)
-    log_pred = logsumexp(terms, axis=0)
+    power = a - alpha * log_x
+    log_pred = np.logaddexp(power, e)
     residual = log_pred - log_y
-    weights = np.exp(terms - log_pred)  # softmax: ∂ log_pred / ∂ (power term, floor term)
+    w_power, w_floor = np.exp(power - log_pred), np.exp(e - log_pred)  # ∂ log_pred / ∂ (term)
     psi = np.clip(residual, -HUBER_DELTA, HUBER_DELTA)  # Huber's derivative
-    grad = np.array(
-        [
-            (psi * weights[0]).sum(),
-            -(psi * weights[0] * log_x).sum(),
-            (psi * weights[1]).sum(),
-        ]
-    )
+    grad = np.array([(psi * w_power).sum(), -(psi * w_power * log_x).sum(), (psi * w_floor).sum()])
     return float(huber(HUBER_DELTA, residual).sum()), grad
 
 
