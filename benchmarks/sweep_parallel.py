@@ -1,7 +1,9 @@
 """Benchmark: a sweep run sequentially vs with 2 parallel workers, and what oversubscribing costs.
 
 1. Hydra multirun over Fashion-MNIST rungs that take >= 10 s each: the basic launcher (one
-   job after another, 2 threads) vs the joblib launcher with 2 workers (one thread each); then,
+   job after another, 2 threads) vs the joblib launcher with 2 workers (one thread each), and
+   the basic launcher with one thread (what 2 workers would give if they scaled perfectly: it
+   separates the launcher's efficiency from how well torch already uses 2 cores); then,
    on a short run, 2 workers that each insist on 2 threads (trainer.num_threads=2: 4 threads on
    2 cores, the oversubscription scalelab's default avoids).
 2. Two queued DVC experiments (seeds 0 and 1, a small digits ladder): `dvc queue start -j 1`
@@ -73,6 +75,7 @@ def main() -> None:
         timed(["python", "-m", "pipelines.prepare", "data=fashion_mnist"], repo)
         sequential = multirun(repo, EPOCHS)
         parallel = multirun(repo, EPOCHS, *JOBLIB)
+        one_thread = multirun(repo, EPOCHS, "trainer.num_threads=1")
         sized = multirun(repo, SHORT, *JOBLIB)
         oversubscribed = multirun(repo, SHORT, *JOBLIB, "trainer.num_threads=2")
         j1 = queued(clone(tmp, "queue-j1"), 1)
@@ -82,6 +85,9 @@ def main() -> None:
             "sequential_s": sequential,
             "joblib_2_workers_s": parallel,
             "speedup": sequential / parallel,
+            "sequential_1_thread_s": one_thread,
+            "parallel_efficiency": one_thread / parallel / 2,
+            "torch_2_thread_speedup": one_thread / sequential,
             "short_2_workers_1_thread_s": sized,
             "short_2_workers_2_threads_s": oversubscribed,
             "oversubscription_slowdown": oversubscribed / sized,
@@ -98,6 +104,11 @@ def main() -> None:
                 (
                     "Hydra multirun, 2 workers",
                     f"{parallel:.1f} s  -> {sequential / parallel:.2f}x (target >= 1.7)",
+                ),
+                (
+                    "Hydra multirun, sequential, 1 thread",
+                    f"{one_thread:.1f} s  -> 2 workers scale {one_thread / parallel:.2f}x of 2; "
+                    f"torch's 2 threads give {one_thread / sequential:.2f}x of 2",
                 ),
                 ("3 epochs, 2 workers x 1 thread", f"{sized:.1f} s  (scalelab's sizing)"),
                 (
