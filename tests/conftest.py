@@ -209,6 +209,20 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def port_free(port: int) -> bool:
+    """Nothing answers on loopback port `port`."""
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) != 0
+
+
+def alive(pid: int) -> bool:
+    """Running, and not a zombie (a container's init may never reap an orphan)."""
+    try:
+        return "\nState:\tZ" not in Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return False
+
+
 @pytest.fixture
 def mlflow_server(tmp_path: Path) -> Iterator[str]:
     """A real `mlflow server` on loopback (SQLite store, proxied artifacts); yields its URL.

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from mlflow import MlflowClient
 
-from tests.conftest import ROOT, free_port, live_store, make_project, run, start
+from tests.conftest import ROOT, alive, free_port, live_store, make_project, port_free, run, start
 
 pytestmark = pytest.mark.slow
 
@@ -40,21 +40,6 @@ def ports_base() -> int:
         if base < 65000 and all(port_free(base + i) for i in range(1, 4)):
             return base
     raise RuntimeError("no four free consecutive ports")
-
-
-def port_free(port: int) -> bool:
-    import socket
-
-    with socket.socket() as sock:
-        return sock.connect_ex(("127.0.0.1", port)) != 0
-
-
-def alive(pid: int) -> bool:
-    """Running, and not a zombie (a container's init may never reap an orphan)."""
-    try:
-        return "\nState:\tZ" not in Path(f"/proc/{pid}/status").read_text()
-    except FileNotFoundError:
-        return False
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from mlflow import MlflowClient
 
-from tests.conftest import ROOT, free_port, run
+from tests.conftest import ROOT, alive, free_port, run
 
 pytestmark = pytest.mark.slow
 
@@ -29,15 +29,6 @@ def server_dir() -> Path:
     folder.chmod(0o755)
     yield folder
     shutil.rmtree(folder, ignore_errors=True)
-
-
-def alive(pid: int) -> bool:
-    """Running, and not a zombie (a container's init may never reap an orphan)."""
-    try:
-        status = Path(f"/proc/{pid}/status").read_text()
-    except FileNotFoundError:
-        return False
-    return "\nState:\tZ" not in status
 
 
 def test_a_parallel_sweep_lands_whole_on_mlflow_over_postgresql(project: Path, server_dir: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -12,7 +13,7 @@ from scalelab.config import ModelConfig, RungConfig, TrainerConfig
 from scalelab.data.datamodule import PreparedDataModule
 from scalelab.data.prepared import load_split
 from scalelab.errors import TrainingDiverged
-from scalelab.training.fit import fit
+from scalelab.training.fit import fit, torch_threads
 from scalelab.training.saved import META_KEY, load_network
 
 MODEL = ModelConfig(size="s", ladder={"s": RungConfig(32, 2)})
@@ -64,3 +65,29 @@ def test_a_nan_loss_stops_training_with_a_clear_error(digits: Path, tmp_path: Pa
     data = PreparedDataModule(poisoned, TRAINER.batch_size, 0, TRAINER.steps_per_call)
     with pytest.raises(TrainingDiverged, match=r"train/loss became nan at step \d+ \(epoch 0\)"):
         fit(MODEL, TRAINER, data, seed=0, out_dir=tmp_path / "models")
+
+
+@pytest.mark.parametrize(
+    ("settings", "slurm_cpus", "expected"),
+    [
+        ({}, None, None),  # torch's own default
+        ({"num_threads": 3}, "8", 3),  # the user's choice wins
+        ({}, "4", 4),  # what SLURM gave the job
+        ({"strategy": "ddp", "devices": 2}, "4", 2),  # shared among the job's DDP processes
+        ({"strategy": "ddp", "devices": 2}, "1", 1),  # never below one
+    ],
+)
+def test_torch_threads_follow_the_config_then_the_scheduler(
+    monkeypatch: pytest.MonkeyPatch, settings: dict, slurm_cpus: str | None, expected: int | None
+) -> None:
+    if slurm_cpus is None:
+        monkeypatch.delenv("SLURM_CPUS_PER_TASK", raising=False)
+    else:
+        monkeypatch.setenv("SLURM_CPUS_PER_TASK", slurm_cpus)
+    assert torch_threads(TrainerConfig(**settings)) == expected
+
+
+def test_ddp_on_cpu_without_a_scheduler_shares_the_cores_it_may_use(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("SLURM_CPUS_PER_TASK", raising=False)
+    cores = len(os.sched_getaffinity(0))
+    assert torch_threads(TrainerConfig(strategy="ddp", devices=2)) == max(1, cores // 2)

@@ -42,6 +42,9 @@ def resolve_uri(cfg: TrackingConfig) -> str:
     return f"sqlite:///{Path(root).resolve() / 'mlflow.db'}" if root else DEFAULT_URI
 
 
+_ENSURED: set[str] = set()  # URIs ensure_store has checked in this process
+
+
 def ensure_store(uri: str) -> None:
     """Check the store can be reached before any work; create a SQLite store once, under a lock.
 
@@ -49,9 +52,12 @@ def ensure_store(uri: str) -> None:
     `ScalelabError` now rather than a crash after an hour of training. Concurrent first writers
     corrupt a fresh SQLite store, hence the file lock.
     """
+    if uri in _ENSURED:  # once per process: a sweep's parent asks for a client many times
+        return
     if uri.startswith(("http://", "https://")):
         _check_server(uri)
     if not uri.startswith("sqlite:///"):
+        _ENSURED.add(uri)
         return
     from filelock import FileLock
     from mlflow import MlflowClient
@@ -61,6 +67,7 @@ def ensure_store(uri: str) -> None:
         db.parent.mkdir(parents=True, exist_ok=True)
         with FileLock(f"{db}.lock", timeout=120):
             MlflowClient(uri).search_experiments(max_results=1)  # creates and migrates the schema
+        _ENSURED.add(uri)
     except OSError as err:
         raise ScalelabError(
             f"MLflow store {uri} cannot be written ({err.strerror or err}); point tracking.uri "
