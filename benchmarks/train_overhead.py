@@ -153,7 +153,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--rounds", type=int, default=2, help="alternations of (a) and (b)")
+    parser.add_argument("--rounds", type=int, default=5, help="alternations of (a) and (b)")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp_name:
@@ -170,6 +170,13 @@ def main() -> None:
             ours_runs.append(scalelab_path(data_dir, seed_mlp, args.epochs, args.seed, tmp))
         hand = summarise(hands)
         ours = summarise(ours_runs)
+        # Each round's (b)/(a), the two measured minutes apart: drift on a shared machine moves
+        # whole rounds (the hand loop alone varies ~10% between rounds), so the median of the
+        # paired ratios is the figure to compare; the ratio of the overall medians is kept too.
+        round_ratios = [
+            summarise([o])["seconds_per_epoch"] / summarise([h])["seconds_per_epoch"]
+            for h, o in zip(hands, ours_runs, strict=True)
+        ]
         ours["fit_seconds"] = statistics.median(r["fit_seconds"] for r in ours_runs)
 
         # Achieved FLOP/s of the largest rung in the hand loop's inner step vs the matmul peak.
@@ -178,13 +185,15 @@ def main() -> None:
         flops = training_flops_per_sample(build(largest, [1, 28, 28], 10), [1, 28, 28]) * 54_000
         peak = matmul_peak()
 
-    ratio = ours["seconds_per_epoch"] / hand["seconds_per_epoch"]
+    ratio = statistics.median(round_ratios)
     result = {
         "epochs": args.epochs,
         "rounds": args.rounds,
         "hand_loop": hand,
         "scalelab": ours,
         "ratio": ratio,
+        "round_ratios": round_ratios,
+        "ratio_of_medians": ours["seconds_per_epoch"] / hand["seconds_per_epoch"],
         "largest_rung": {
             "size": "xl",
             "seconds_per_epoch": xl["seconds_per_epoch"],
@@ -204,7 +213,11 @@ def main() -> None:
                     f"{ours['seconds_per_epoch']:.3f}  (test acc {ours['test_acc']:.4f})",
                 ),
                 ("(b) whole fit", f"{ours['fit_seconds']:.2f} s for {args.epochs} epochs, set-up included"),
-                ("ratio (b)/(a)", f"{ratio:.3f}  (target <= 1.05)"),
+                (
+                    "ratio (b)/(a)",
+                    f"{ratio:.3f}  (target <= 1.05; median of {args.rounds} paired rounds: "
+                    f"{min(round_ratios):.3f}-{max(round_ratios):.3f})",
+                ),
                 (
                     "xl rung, achieved",
                     f"{flops / xl['seconds_per_epoch'] / 1e9:.1f} GFLOP/s (train step incl. val pass)",

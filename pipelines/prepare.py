@@ -1,15 +1,19 @@
 """Stage `prepare`: raw dataset -> checked, split, normalised tensors in data/prepared/<name>/."""
 
+from scalelab.process import collects_after_startup, hold_collection, run_then_exit_quickly
+
+hold_collection()  # before the heavy imports below: see scalelab/process.py
+
 import hydra
 from omegaconf import DictConfig
 
 from scalelab.config import load_config
 from scalelab.data.prepare import prepare
 from scalelab.errors import exit_on_user_error
-from scalelab.shutdown import run_then_exit_quickly
 
 
 @hydra.main(config_path="../conf", config_name="config", version_base="1.3")
+@collects_after_startup
 @exit_on_user_error
 def main(cfg: DictConfig) -> None:
     config = load_config(cfg)

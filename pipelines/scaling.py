@@ -1,5 +1,9 @@
 """Stage `scaling`: fit the law to every rung's test metrics; report it; hang the runs under a parent."""
 
+from scalelab.process import collects_after_startup, hold_collection, run_then_exit_quickly
+
+hold_collection()  # before the heavy imports below: see scalelab/process.py
+
 import hydra
 from omegaconf import DictConfig
 
@@ -8,11 +12,11 @@ from scalelab.config import load_config
 from scalelab.errors import exit_on_user_error
 from scalelab.scaling.report import markdown, write_study
 from scalelab.scaling.study import analyse, collect
-from scalelab.shutdown import run_then_exit_quickly
 from scalelab.tracking import registry, sweeps
 
 
 @hydra.main(config_path="../conf", config_name="config", version_base="1.3")
+@collects_after_startup
 @exit_on_user_error
 def main(cfg: DictConfig) -> None:
     config = load_config(cfg)

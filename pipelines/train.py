@@ -8,6 +8,10 @@ on a cluster): those train their share and leave the MLflow run, the files and t
 rank zero.
 """
 
+from scalelab.process import collects_after_startup, hold_collection, run_then_exit_quickly
+
+hold_collection()  # before the heavy imports below: see scalelab/process.py
+
 import shutil
 
 import hydra
@@ -18,13 +22,13 @@ from scalelab import atomic, paths, tracking
 from scalelab.config import load_config
 from scalelab.data.datamodule import PreparedDataModule
 from scalelab.errors import exit_on_user_error
-from scalelab.shutdown import run_then_exit_quickly
 from scalelab.sweep import survives_sweep
 from scalelab.training import resume
 from scalelab.training.fit import fit
 
 
 @hydra.main(config_path="../conf", config_name="config", version_base="1.3")
+@collects_after_startup
 @survives_sweep
 @exit_on_user_error
 def main(cfg: DictConfig) -> None:

@@ -25,6 +25,7 @@ from omegaconf import DictConfig
 from scalelab import interrupts, paths
 from scalelab.config import Config, load_config
 from scalelab.errors import ConfigError
+from scalelab.process import release_collection
 from scalelab.tracking import sweeps
 
 log = logging.getLogger(__name__)
@@ -110,6 +111,7 @@ class SweepCallback(Callback):
     # and failures here leave as SystemExit, which it lets through.
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        release_collection()  # the parent's start-up is over; with workers it runs no task itself
         launcher = str(config.hydra.launcher.get("_target_", "")).rsplit(".", 1)[-1]
         try:
             swept_runs(config)  # refuse a sweep over other axes before any job starts
