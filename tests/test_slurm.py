@@ -83,9 +83,23 @@ def study(project: Path) -> tuple[object, list]:
     return parent, [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
 
 
-def sacct_states(slurm: dict[str, str]) -> dict[str, str]:
-    out = run(["sacct", "-X", "-n", "-P", "-o", "JobID,State"], Path("/"), **slurm).stdout
-    return dict(line.split("|") for line in out.splitlines() if line)
+ACTIVE = {"PENDING", "CONFIGURING", "RUNNING", "COMPLETING", "SUSPENDED", "REQUEUED", "RESIZING"}
+
+
+def sacct_states(slurm: dict[str, str], *jobs: str, timeout: float = 60) -> dict[str, str]:
+    """Accounting's job states, once each of `jobs` has ended there.
+
+    slurmctld tells slurmdbd that a job ended a moment after its process exits; a sweep that
+    already has the job's result may ask sooner and still read RUNNING.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        out = run(["sacct", "-X", "-n", "-P", "-o", "JobID,State"], Path("/"), **slurm).stdout
+        states = dict(line.split("|") for line in out.splitlines() if line)
+        settled = all(states.get(job, "PENDING").split()[0] not in ACTIVE for job in jobs)
+        if settled or time.monotonic() > deadline:
+            return states
+        time.sleep(0.5)
 
 
 def test_a_slurm_sweep_is_one_job_array_whose_runs_land_under_one_parent(
@@ -103,7 +117,7 @@ def test_a_slurm_sweep_is_one_job_array_whose_runs_land_under_one_parent(
     array = jobs["xs"].split("_")[0]
     assert jobs == {"xs": f"{array}_0", "s": f"{array}_1"}, "one array, one task per size"
     assert f"SLURM job {array}_1: model.size=s" in result.stdout, "the user sees the job ids"
-    states = sacct_states(slurm)
+    states = sacct_states(slurm, *jobs.values())
     assert states[jobs["xs"]] == states[jobs["s"]] == "COMPLETED", "accounting saw both jobs end"
     client = MlflowClient(f"sqlite:///{cluster_project}/mlflow.db")
     for child in children:
@@ -158,7 +172,7 @@ def test_a_cancelled_job_fails_its_run_and_the_sweep_names_it(
     [cancelled] = [c for c in children if c.data.tags["size"] == "s"]
     assert "its sweep job ended without finishing it" in cancelled.data.tags["failure.reason"]
     assert parent.data.tags["sweep.missing"] == "s-s0"
-    assert sacct_states(slurm)[job].startswith("CANCELLED")
+    assert sacct_states(slurm, job)[job].startswith("CANCELLED")
     assert list((cluster_project / "checkpoints").glob("s-s0-*/last.ckpt")), "kept for a resume"
 
 
@@ -192,7 +206,7 @@ def test_a_dvc_queue_runs_inside_one_slurm_allocation(cluster_project: Path, slu
     job = run(["sbatch", "--parsable", "--wait", "-c", "2", "--mem=4G", "-o", "queue.out",
                "--wrap", "dvc exp run --run-all -j 2"], project, **slurm)  # fmt: skip
     job_id = job.stdout.strip().split(";")[0]
-    assert sacct_states(slurm)[job_id] == "COMPLETED", (project / "queue.out").read_text()
+    assert sacct_states(slurm, job_id)[job_id] == "COMPLETED", (project / "queue.out").read_text()
     assert "Queued" not in run(["dvc", "queue", "status"], project).stdout
 
     client = MlflowClient(f"sqlite:///{project}/mlflow.db")
