@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import shutil
@@ -143,13 +142,7 @@ def fit(
         num_sanity_val_steps=0,
     )
     resume = checkpoints is not None and epochs.path.is_file()
-    try:
-        trainer.fit(module, datamodule=data, ckpt_path=epochs.path if resume else None)
-    except BaseException:
-        if history:  # the epochs logged so far reach the run before it is marked FAILED or KILLED
-            with contextlib.suppress(Exception):
-                history.flush()
-        raise
+    trainer.fit(module, datamodule=data, ckpt_path=epochs.path if resume else None)
     interrupts.check()  # stopped early by a signal: not a finished training
     total, trainable = count_parameters(net)
     samples = trainer.max_epochs * len(data.splits["train"][1])

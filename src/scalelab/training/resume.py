@@ -9,6 +9,7 @@ DVC's outputs: DVC deletes a stage's outputs before running it.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -104,6 +105,11 @@ class EpochCheckpoint(Checkpoint):
         trainer.save_checkpoint(self.path, weights_only=False)  # resumable: optimiser and loops too
         if self.run_history:
             self.run_history.log({len(self.history) - 1: self.history[-1]}, wait=False)
+
+    def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, error: BaseException) -> None:
+        if self.run_history:  # the epochs logged so far reach the run before it is marked FAILED or KILLED
+            with contextlib.suppress(Exception):  # the training's own error is the one to report
+                self.run_history.flush()
 
     def state_dict(self) -> dict[str, Any]:
         # The random state too: dropout draws from it, and Lightning's checkpoints do not keep it.
