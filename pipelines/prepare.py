@@ -9,9 +9,10 @@ from omegaconf import DictConfig
 
 from scalelab.config import load_config
 from scalelab.data.prepare import prepare
-from scalelab.errors import exit_on_user_error
+from scalelab.errors import exit_on_user_error, one_line_composition_errors
 
 
+@one_line_composition_errors
 @hydra.main(config_path="../conf", config_name="config", version_base="1.3")
 @collects_after_startup
 @exit_on_user_error

@@ -9,12 +9,13 @@ from omegaconf import DictConfig
 
 from scalelab import paths
 from scalelab.config import load_config
-from scalelab.errors import exit_on_user_error
+from scalelab.errors import exit_on_user_error, one_line_composition_errors
 from scalelab.scaling.report import markdown, write_study
 from scalelab.scaling.study import analyse, collect
 from scalelab.tracking import registry, sweeps
 
 
+@one_line_composition_errors
 @hydra.main(config_path="../conf", config_name="config", version_base="1.3")
 @collects_after_startup
 @exit_on_user_error

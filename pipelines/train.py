@@ -21,12 +21,13 @@ from pytorch_lightning.utilities import rank_zero_only
 from scalelab import atomic, paths, tracking
 from scalelab.config import load_config
 from scalelab.data.datamodule import PreparedDataModule
-from scalelab.errors import exit_on_user_error
+from scalelab.errors import exit_on_user_error, one_line_composition_errors
 from scalelab.sweep import survives_sweep
 from scalelab.training import resume
 from scalelab.training.fit import fit
 
 
+@one_line_composition_errors
 @hydra.main(config_path="../conf", config_name="config", version_base="1.3")
 @collects_after_startup
 @survives_sweep

@@ -87,6 +87,16 @@ def test_defaults_reproduce_the_seed_recipe() -> None:
             {"trainer": {"batch_size": 2, "devices": 4}},
             "trainer.batch_size=2 is invalid: each of the 4 processes",
         ),
+        (
+            {"trainer": {"max_epoch": 3}},
+            "trainer.max_epoch is not a setting: did you mean trainer.max_epochs?",
+        ),
+        (
+            {"data": {"audio": {"n_mel": 16}}},
+            "data.audio.n_mel is not a setting: did you mean data.audio.n_mels?",
+        ),
+        ({"trainer": {"zzz": 1}}, "trainer.zzz is not a setting: use one of max_epochs, batch_size, loss,"),
+        ({"model": {"width": "abc"}}, "model.width='abc' is invalid: Value 'abc' of type 'str' could not be"),
     ],
 )
 def test_bad_values_are_refused_in_one_line_naming_key_and_fix(override: dict, message: str) -> None:
@@ -103,14 +113,30 @@ def test_bad_values_are_refused_in_one_line_naming_key_and_fix(override: dict, m
     assert "\n" not in str(err.value)
 
 
+def test_a_key_added_on_the_command_line_must_be_a_setting() -> None:
+    with initialize_config_dir(str(CONF), version_base="1.3"):
+        cfg = compose("config", overrides=["+trainer.max_epoch=3"])  # Hydra lets `+` add any key
+    with pytest.raises(ConfigError, match=r"^trainer.max_epoch is not a setting: did you mean"):
+        load_config(cfg)
+
+
 def test_a_stage_refuses_a_bad_value_before_any_work(tmp_path: Path) -> None:
     result = run(["python", "-m", "pipelines.prepare", "data.val_fraction=2"], ROOT, check=False)
     assert result.returncode == 2
     assert result.stderr.strip() == ("scalelab: error: data.val_fraction=2.0 is invalid: use 0 < x < 1")
 
 
-def test_a_mistyped_value_fails_at_compose_naming_the_key() -> None:
-    result = run(["python", "-m", "pipelines.train", "model.width=abc"], ROOT, check=False)
-    assert result.returncode != 0
-    assert "model.width" in result.stderr
+@pytest.mark.parametrize(
+    ("override", "line"),
+    [
+        ("model=transformer", "model=transformer is invalid: use one of cnn, mlp"),
+        (
+            "model.width=abc",
+            "model.width='abc' is invalid: Value 'abc' of type 'str' could not be converted to Integer",
+        ),
+    ],
+)
+def test_a_command_line_hydra_cannot_compose_fails_in_one_line(override: str, line: str) -> None:
+    result = run(["python", "-m", "pipelines.train", override], ROOT, check=False)
+    assert (result.returncode, result.stderr.strip()) == (2, f"scalelab: error: {line}")
     assert not (ROOT / "outputs").exists()

@@ -7,12 +7,19 @@ additionally checks ranges and cross-field rules, raising one-line `ConfigError`
 
 from __future__ import annotations
 
+import dataclasses
+import difflib
+import typing
 from dataclasses import dataclass, field
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
-from omegaconf.errors import OmegaConfBaseException
+from omegaconf.errors import (
+    ConfigAttributeError,
+    ConfigKeyError,
+    OmegaConfBaseException,
+)
 
 from scalelab.errors import ConfigError
 
@@ -134,14 +141,40 @@ def register_schema() -> None:
 
 def load_config(cfg: DictConfig | dict[str, Any]) -> Config:
     """Validate a composed config (from Hydra or `params.yaml`) and return it typed."""
+    if isinstance(cfg, DictConfig):
+        # Hydra's node keeps the schema's type but also any key added with `+key=value`, and a
+        # merge into the schema then keeps that key silently: merge plain values instead.
+        cfg = OmegaConf.to_container(cfg)  # type: ignore[assignment]
     try:
         merged = OmegaConf.merge(OmegaConf.structured(Config), cfg)
         config: Config = OmegaConf.to_object(merged)  # type: ignore[assignment]
     except OmegaConfBaseException as err:
-        key = getattr(err, "full_key", None) or "?"
-        raise ConfigError(f"{key}: {str(err).splitlines()[0]}") from None
+        raise ConfigError(schema_error_line(err)) from None
     check(config)
     return config
+
+
+def schema_error_line(err: OmegaConfBaseException) -> str:
+    """One line for an OmegaConf error against the schema: the key, the value, what is allowed."""
+    key = err.full_key or "?"
+    if isinstance(err, (ConfigKeyError, ConfigAttributeError)):
+        return unknown_key(key)
+    return f"{key}={err.value!r} is invalid: {str(err).splitlines()[0]}"
+
+
+def unknown_key(full_key: str) -> str:
+    """One line for a key the schema does not have: the nearest setting, or all of its section."""
+    *section, name = full_key.split(".")
+    node: Any = Config
+    for part in section:
+        node = typing.get_type_hints(node).get(part)
+        if not dataclasses.is_dataclass(node):
+            return f"{full_key} is not a setting scalelab knows"
+    settings = [f.name for f in dataclasses.fields(node)]
+    prefix = ".".join(section) + "." if section else ""
+    nearest = difflib.get_close_matches(name, settings, n=1)
+    fix = f"did you mean {prefix}{nearest[0]}?" if nearest else "use one of " + ", ".join(settings)
+    return f"{full_key} is not a setting: {fix}"
 
 
 def input_shape(data: DataConfig) -> list[int]:
