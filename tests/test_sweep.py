@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import re
 import runpy
 import sys
 from pathlib import Path
@@ -58,7 +60,7 @@ def test_joblib_multirun_gives_a_parent_with_evaluated_children_and_a_fit(projec
     assert not (project / "outputs").exists()
 
 
-def test_a_failing_rung_is_failed_in_mlflow_and_the_others_are_fitted(
+def test_a_diverging_rung_fails_with_its_reason_and_the_others_are_fitted(
     project: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     run(["python", "-m", "pipelines.prepare"], project)
@@ -68,13 +70,15 @@ def test_a_failing_rung_is_failed_in_mlflow_and_the_others_are_fitted(
 
     real_fit = fitting.fit
 
-    def fit_that_breaks_on_s(model_cfg, *args, **kwargs):
-        if model_cfg.size == "s":
-            raise RuntimeError("planted failure in rung s")
-        return real_fit(model_cfg, *args, **kwargs)
+    def fit_that_diverges_on_s(model_cfg, trainer_cfg, *args, **kwargs):
+        if model_cfg.size == "s":  # a step size no schema would allow: the loss overflows
+            trainer_cfg = dataclasses.replace(
+                trainer_cfg, optimizer={"_target_": "torch.optim.Adam", "lr": 1e30}
+            )
+        return real_fit(model_cfg, trainer_cfg, *args, **kwargs)
 
-    # The real CLI, in this process so that one rung can be made to fail.
-    monkeypatch.setattr(fitting, "fit", fit_that_breaks_on_s)
+    # The real CLI, in this process so that one rung can be made to diverge.
+    monkeypatch.setattr(fitting, "fit", fit_that_diverges_on_s)
     monkeypatch.setattr(sys, "argv", ["train", "-m", "model.size=xs,s,m,l", *QUICK])
     GlobalHydra.instance().clear()
     try:
@@ -92,6 +96,8 @@ def test_a_failing_rung_is_failed_in_mlflow_and_the_others_are_fitted(
         "mlp-m-s0": "FINISHED",
         "mlp-l-s0": "FINISHED",
     }
+    [diverged] = [c for c in children if c.info.run_name == "mlp-s-s0"]
+    assert re.match(r"TrainingDiverged: train/loss became (nan|inf)", diverged.data.tags["failure.reason"])
     assert parent.info.status == "FINISHED"
     assert parent.data.tags["sweep.missing"] == "s-s0"
     study = json.loads((project / "reports/sweeps/ladder/scaling.json").read_text())
