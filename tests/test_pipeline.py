@@ -92,11 +92,26 @@ def test_dvc_repro_runs_the_ladder_and_the_fit_then_caches(project: Path) -> Non
     assert "Data and pipelines are up to date." in repro(project)
     assert len(client.search_runs([experiment.experiment_id])) == 4
 
+    # The fit alone rerun (new fitting code, say): the same study, so the same parent and champion.
+    [version] = client.search_model_versions("name = 'digits-mlp'")
+    run(["dvc", "repro", "--force", "--single-item", "scaling"], project)
+    again = client.search_runs([experiment.experiment_id])
+    assert len(again) == 4 and parent.info.run_id in {r.info.run_id for r in again}
+    assert client.get_run(parent.info.run_id).info.status == "FINISHED"
+    assert [v.version for v in client.search_model_versions("name = 'digits-mlp'")] == [version.version]
+
     # One rung edited: that rung and the fit rerun, nothing else.
     compose(project, "model.ladder.m.width=48")
     output = repro(project)
     ran = {line.split("'")[1] for line in output.splitlines() if line.startswith("Running stage")}
     assert ran == {"train@m-0", "evaluate@m-0", "scaling"}
+    # A new m run makes a new study: a new parent takes the three runs it was fitted to.
+    newest = client.search_runs(
+        [experiment.experiment_id], "attributes.run_name = 'ladder'", order_by=["attributes.start_time DESC"]
+    )[0]
+    assert newest.info.run_id != parent.info.run_id
+    adopted = f"tags.`mlflow.parentRunId` = '{newest.info.run_id}'"
+    assert len(client.search_runs([experiment.experiment_id], adopted)) == 3
 
     shown = json.loads(run(["dvc", "metrics", "show", "--json"], project).stdout)
     assert "loss_vs_params" in json.dumps(shown)

@@ -40,14 +40,30 @@ def register_champion(config: Config, candidates: Sequence[Candidate]) -> tuple[
         return None
     best = min(logged, key=lambda c: (c.val_loss, c.size, c.seed))
     name = experiment_name(config)
+    source = f"models:/{models[best.run_id]}"
+    current = _champion(client, name)
+    if current is not None and current.source == source:  # the fit reran, the champion did not change
+        return best, int(current.version)
     tags = {"size": best.size, "seed": str(best.seed)}
-    version = mlflow.register_model(f"models:/{models[best.run_id]}", name, tags=tags)
+    version = mlflow.register_model(source, name, tags=tags)
     client.set_registered_model_alias(name, ALIAS, version.version)
     client.update_registered_model(
         name, description=f"Best of the `{config.sweep.name}` sweep by validation loss. Serve it with "
         f"`mlflow models serve -m models:/{name}@{ALIAS} --env-manager local`."
     )  # fmt: skip
     return best, int(version.version)
+
+
+def _champion(client, name: str):
+    """The version the alias points at, or None before the study's first champion."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return client.get_model_version_by_alias(name, ALIAS)
+    except MlflowException as err:  # no such model, or no such alias on it (MLflow 3 codes)
+        if err.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+            return None
+        raise
 
 
 def _model_id(client, run_id: str) -> str | None:

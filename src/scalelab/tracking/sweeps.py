@@ -7,6 +7,8 @@ rungs as separate stages, so its scaling stage creates the parent and adopts the
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import time
 from pathlib import Path
@@ -33,10 +35,15 @@ def experiment_id(config: Config) -> str:
     return ensure_experiment(resolve_uri(config.tracking), experiment_name(config))
 
 
-def start_parent(config: Config, launcher: str) -> str:
+def start_parent(config: Config, launcher: str, tags: dict[str, str] | None = None) -> str:
     """Open the parent run of a sweep named `sweep.name`; its run id is the sweep id."""
     client = _client(config)
-    tags = {"sweep.launcher": launcher, "dataset": config.data.name, "model.family": config.model.name}
+    tags = {
+        "sweep.launcher": launcher,
+        "dataset": config.data.name,
+        "model.family": config.model.name,
+        **(tags or {}),
+    }
     name = config.sweep.name
     if exp_name := os.environ.get("DVC_EXP_NAME"):  # one study per queued DVC experiment
         tags["dvc.experiment"] = exp_name
@@ -46,6 +53,35 @@ def start_parent(config: Config, launcher: str) -> str:
     client.set_tag(run_id, "sweep_id", run_id)
     client.log_batch(run_id, params=_params(flatten({"sweep": as_dict(config.sweep)})))
     return run_id
+
+
+def study_parent(config: Config, run_ids: list[str]) -> str:
+    """The parent of the `dvc repro` study made of `run_ids`, reopened to take a new fit.
+
+    DVC reruns the scaling stage whenever a rung's reports or the fit's code change. When the
+    trained runs and the sweep's settings are the same as last time, the study is the same: its
+    parent is reused rather than a new one made, which would take its children and leave an
+    empty twin in the MLflow UI. Otherwise a new parent adopts the runs.
+    """
+    client = _client(config)
+    identity = {
+        "runs": sorted(run_ids),
+        "sweep": as_dict(config.sweep),
+        "dvc": os.environ.get("DVC_EXP_NAME"),
+    }
+    key = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
+    same = client.search_runs(
+        [experiment_id(config)],
+        filter_string=f"tags.`sweep.launcher` = 'dvc' and tags.`sweep.study` = '{key}'",
+        order_by=["attributes.start_time DESC"],
+        max_results=1,
+    )
+    if same:
+        client.update_run(same[0].info.run_id, status="RUNNING")
+        return same[0].info.run_id
+    parent = start_parent(config, launcher="dvc", tags={"sweep.study": key})
+    adopt(config, parent, run_ids)
+    return parent
 
 
 def _params(flat: dict[str, str]) -> list[Any]:
