@@ -15,6 +15,8 @@ import pytest
 import torch
 from mlflow import MlflowClient
 
+from scalelab.tracking import logged_models
+from scalelab.tracking.registry import complete_model
 from scalelab.training.saved import CHECKPOINT_FILE
 from tests.conftest import make_project, run, run_queue, start, start_queue
 
@@ -108,6 +110,19 @@ def between_checkpoint_and_mlflow(repo: Path) -> None:
         pass
 
 
+def while_the_model_uploads(repo: Path) -> None:
+    """After the last epoch, while MLflow uploads the trained model (its LoggedModel PENDING)."""
+    client = store(repo)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        experiment = client.get_experiment_by_name("digits-mlp") if (repo / "mlflow.db").exists() else None
+        models = client.search_logged_models([experiment.experiment_id]) if experiment else []
+        if any(str(model.status) == "PENDING" for model in models):
+            return
+        time.sleep(0.02)
+    pytest.fail("no model upload was seen")
+
+
 def kill_when(repo: Path, moment: Callable[[Path], None], cmd: list[str]) -> str:
     """Start `cmd`, SIGKILL its whole process group at `moment`; return the run left RUNNING."""
     child = start(cmd, repo, start_new_session=True)
@@ -167,6 +182,18 @@ def test_the_hydra_app_resumes_after_sigkill(
     output = run(train(overrides), repo).stdout
     assert_resumed_like_reference(repo, killed_run, output, expected, epochs(overrides))
     assert checkpoint_file(repo, ".last.ckpt.tmp") is None
+
+
+def test_a_training_killed_while_its_model_uploads_ends_with_one_complete_model(repo: Path) -> None:
+    expected = reference(repo, OVERRIDES)
+    killed_run = kill_when(repo, while_the_model_uploads, train(OVERRIDES))
+    output = run(train(OVERRIDES), repo).stdout
+    assert_resumed_like_reference(repo, killed_run, output, expected, EPOCHS)
+    uri = f"sqlite:///{repo}/mlflow.db"
+    half, whole = logged_models(uri, killed_run)
+    assert (str(half.status), half.tags["failure.reason"]) == ("FAILED", "its process was killed")
+    assert str(whole.status) == "READY"
+    assert complete_model(uri, killed_run) == whole.model_id, "the registry takes the complete one"
 
 
 def test_dvc_repro_resumes_after_sigkill(repo: Path) -> None:

@@ -165,6 +165,8 @@ def training_run(config: Config, dataset_fingerprint: str, resume: str | None = 
             before = mlflow.get_run(reopen).data if reopen else None
             if before and "failure.reason" in before.tags:  # KILLED by a signal, now resumed
                 mlflow.delete_tag("failure.reason")
+            if reopen:
+                fail_unfinished_models(uri, reopen)
             logged = before.params if before else {}
             # a resumed run keeps the params it has: only runtime-only settings can differ
             mlflow.log_params({k: v for k, v in flatten(resolved).items() if k not in logged})
@@ -222,6 +224,32 @@ def _is_open(uri: str, run_id: str, experiment_id: str) -> bool:
     except MlflowException:
         return False
     return info.experiment_id == experiment_id and info.status in ("RUNNING", "KILLED")
+
+
+def logged_models(uri: str, run_id: str) -> list[Any]:
+    """The models run `run_id` logged, oldest first (MLflow 3 LoggedModels, with their status)."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient(uri)
+    outputs = client.get_run(run_id).outputs
+    models = [client.get_logged_model(o.model_id) for o in (outputs.model_outputs if outputs else [])]
+    return sorted(models, key=lambda model: model.creation_timestamp)
+
+
+def fail_unfinished_models(uri: str, run_id: str) -> None:
+    """Mark FAILED the models a killed process left half-uploaded (PENDING) in run `run_id`.
+
+    MLflow records a model in the run before uploading it and marks it READY after, or FAILED
+    on an exception; a SIGKILL in between leaves it PENDING, looking like an upload under way.
+    """
+    from mlflow import MlflowClient
+    from mlflow.entities import LoggedModelStatus
+
+    client = MlflowClient(uri)
+    for model in logged_models(uri, run_id):
+        if model.status == LoggedModelStatus.PENDING:
+            client.set_logged_model_tags(model.model_id, {"failure.reason": "its process was killed"})
+            client.finalize_logged_model(model.model_id, LoggedModelStatus.FAILED)
 
 
 def log_model(net: Any, input_example: Any) -> None:

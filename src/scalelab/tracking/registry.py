@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from scalelab.config import Config
-from scalelab.tracking import experiment_name, resolve_uri
+from scalelab.tracking import experiment_name, logged_models, resolve_uri
 
 ALIAS = "champion"
 
@@ -34,7 +34,7 @@ def register_champion(config: Config, candidates: Sequence[Candidate]) -> tuple[
     uri = resolve_uri(config.tracking)
     client = MlflowClient(uri)
     mlflow.set_tracking_uri(uri)  # register_model works through the fluent API's store
-    models = {c.run_id: _model_id(client, c.run_id) for c in candidates if c.run_id}
+    models = {c.run_id: complete_model(uri, c.run_id) for c in candidates if c.run_id}
     logged = [c for c in candidates if models.get(c.run_id) and not math.isnan(c.val_loss)]
     if not logged:
         return None
@@ -66,10 +66,15 @@ def _champion(client, name: str):
         raise
 
 
-def _model_id(client, run_id: str) -> str | None:
-    """The id of the model the run logged (MLflow 3's LoggedModel); None if it logged none."""
-    outputs = client.get_run(run_id).outputs
-    return outputs.model_outputs[0].model_id if outputs and outputs.model_outputs else None
+def complete_model(uri: str, run_id: str) -> str | None:
+    """The id of the last model run `run_id` logged whole (READY); None if there is none.
+
+    A resumed run also holds the FAILED model its killed process left half-uploaded.
+    """
+    from mlflow.entities import LoggedModelStatus
+
+    ready = [m for m in logged_models(uri, run_id) if m.status == LoggedModelStatus.READY]
+    return ready[-1].model_id if ready else None
 
 
 def describe(champion: tuple[Candidate, int] | None, config: Config) -> str:
