@@ -71,7 +71,8 @@ def previous(folder: Path) -> Previous | None:
     path = folder / LAST
     if not path.is_file():
         return None
-    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    # mmap: only the few bytes of metadata read here leave the disk, not the weights and Adam state
+    checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     history = checkpoint["callbacks"][EpochCheckpoint.__qualname__]["history"]
     return Previous(path, checkpoint[META_KEY].get("run_id"), len(history))
 
