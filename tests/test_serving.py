@@ -16,6 +16,7 @@ import pytest
 import torch
 from mlflow import MlflowClient
 
+from scalelab.data.prepared import load_split
 from tests.conftest import free_port, run, run_env, speech_subset
 
 pytestmark = pytest.mark.slow
@@ -87,7 +88,7 @@ def test_the_champion_is_registered_and_served_with_the_evaluated_predictions(
 
     # Served over HTTP, it predicts what the evaluate stage predicted for the same test inputs.
     prepared = project / "data/prepared" / ("spoken_digits" if task == "speech" else "digits")
-    x = torch.load(prepared / "test.pt", weights_only=True)["x"][:24]
+    x = load_split(prepared, "test")[0][:24]  # normalised as the model was trained
     with (project / f"reports/runs/{best}-s0/predictions.csv").open() as table:
         evaluated = [row["predicted"] for row in csv.DictReader(table)][:24]
     server, url = serve(project, f"models:/{study}@champion")

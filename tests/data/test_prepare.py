@@ -42,6 +42,23 @@ def test_digits_split_counts_and_manifest() -> None:
     assert y.dtype == torch.int64 and set(y.tolist()) == set(range(10))
 
 
+def test_pixels_are_stored_as_bytes_and_load_as_the_seeds_x_over_max_value() -> None:
+    out = prepare(DIGITS)
+    stored = torch.load(out / "train.pt", weights_only=True)["x"]
+    assert stored.dtype == torch.uint8, "a quarter of float32's size on disk and in DVC's cache"
+    x, _ = prepared.load_split(out, "train")
+    assert torch.equal(x, torch.from_numpy(stored.numpy().astype(np.float32) / 16)), "bit for bit"
+
+
+def test_data_prepared_by_an_older_scalelab_asks_for_prepare_again() -> None:
+    out = prepare(DIGITS)
+    manifest = prepared.read_manifest(out)
+    manifest["normalisation"] = {"scale": 1 / 16, "mean": 0.0, "std": 1.0}  # the float32 format's
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(DataError, match=r"train.pt is missing or outdated: run `dvc repro prepare`"):
+        prepared.load_split(out, "train")
+
+
 def test_same_seed_same_bytes_other_seed_other_split() -> None:
     first = json.loads((prepare(DIGITS) / "manifest.json").read_text())
     again = json.loads((prepare(DIGITS) / "manifest.json").read_text())

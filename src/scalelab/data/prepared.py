@@ -1,8 +1,9 @@
 """The on-disk format of a prepared dataset: `{train,val,test}.pt` tensors and `manifest.json`.
 
-Each split file holds `{"x": float32 (N, C, H, W), "y": int64 (N,)}` and optionally per-sample
-groups such as `"speaker": [str]`; the manifest records
-counts, shapes, normalisation, class names and the SHA-256 of every input and output.
+Each split file holds `{"x": (N, C, H, W), "y": int64 (N,)}` and optionally per-sample groups
+such as `"speaker": [str]`. `x` is stored as it came (uint8 pixels, float32 spectrograms);
+the manifest says how to normalise it, and records counts, shapes, class names and the
+SHA-256 of every input and output. `load_split` hands out normalised float32.
 """
 
 from __future__ import annotations
@@ -52,12 +53,18 @@ def read_manifest(folder: str | Path) -> dict[str, Any]:
 
 
 def load_split(folder: str | Path, split: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """Load one split's `(x, y)` tensors into memory."""
+    """Load one split into memory: x as float32 normalised as the manifest says, y as int64."""
     path = Path(folder) / f"{split}.pt"
-    if not path.is_file():
-        raise DataError(f"{path} is missing: run `dvc repro prepare` (or python -m pipelines.prepare)")
+    normalisation = read_manifest(folder)["normalisation"]
+    if "divide_by" not in normalisation or not path.is_file():
+        raise DataError(
+            f"{path} is missing or outdated: run `dvc repro prepare` (or python -m pipelines.prepare)"
+        )
     data = torch.load(path, weights_only=True)
-    return data["x"], data["y"]
+    x = data["x"].to(torch.float32) / normalisation["divide_by"]
+    if normalisation["standardized"]:
+        x = (x - normalisation["mean"]) / normalisation["std"]
+    return x, data["y"]
 
 
 def load_groups(folder: str | Path, split: str) -> dict[str, list[str]]:
