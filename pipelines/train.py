@@ -23,6 +23,7 @@ from scalelab.config import load_config
 from scalelab.data.datamodule import PreparedDataModule
 from scalelab.errors import exit_on_user_error, one_line_composition_errors
 from scalelab.sweep import survives_sweep
+from scalelab.tracking import logged_models
 from scalelab.training import resume
 from scalelab.training.fit import fit
 
@@ -60,7 +61,7 @@ def main(cfg: DictConfig) -> None:
             run_id=run_id,
         )
         if config.tracking.log_model:
-            tracking.log_model(result.net, data.splits["val"][0][:8])
+            logged_models.log_model(result.net, data.splits["val"][0][:8])
     shutil.rmtree(checkpoints)  # the run is finished: nothing left to resume
     out = paths.run_reports(size, seed)
     atomic.write_json(out / "train_metrics.json", result.metrics)

@@ -195,7 +195,7 @@ def live_store(project: Path):
     """
     from mlflow import MlflowClient
 
-    from scalelab.tracking import ensure_store
+    from scalelab.tracking.store import ensure_store
 
     uri = f"sqlite:///{project}/mlflow.db"
     ensure_store(uri)

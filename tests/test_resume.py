@@ -15,8 +15,7 @@ import pytest
 import torch
 from mlflow import MlflowClient
 
-from scalelab.tracking import logged_models
-from scalelab.tracking.registry import complete_model
+from scalelab.tracking.logged_models import complete_model, logged_models
 from scalelab.training.saved import CHECKPOINT_FILE
 from tests.conftest import make_project, run, run_queue, start, start_queue
 

@@ -1,4 +1,4 @@
-"""MLflow runs: where they go, and that each is self-describing and ends in an honest state."""
+"""MLflow runs of trainings: each is self-describing and ends in an honest state."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import yaml
 from mlflow import MlflowClient
 
 from scalelab import tracking
-from scalelab.config import Config, TrackingConfig, load_config
+from scalelab.config import Config, load_config
 from scalelab.errors import ScalelabError
 from tests.conftest import ROOT
 
@@ -22,14 +22,6 @@ def config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Config:
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     params["tracking"]["uri"] = f"sqlite:///{tmp_path}/mlflow.db"
     return load_config(params)
-
-
-def test_uri_comes_from_config_then_environment_then_the_local_sqlite_file(monkeypatch) -> None:
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    assert tracking.resolve_uri(TrackingConfig()) == "sqlite:///mlflow.db"
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:5000")
-    assert tracking.resolve_uri(TrackingConfig()) == "http://127.0.0.1:5000"
-    assert tracking.resolve_uri(TrackingConfig(uri="sqlite:///x.db")) == "sqlite:///x.db"
 
 
 def test_telemetry_is_off_unless_the_user_opted_in() -> None:

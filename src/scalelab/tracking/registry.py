@@ -7,7 +7,8 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from scalelab.config import Config
-from scalelab.tracking import experiment_name, logged_models, resolve_uri
+from scalelab.tracking import experiment_name, resolve_uri
+from scalelab.tracking.logged_models import complete_model
 
 ALIAS = "champion"
 
@@ -64,17 +65,6 @@ def _champion(client, name: str):
         if err.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
             return None
         raise
-
-
-def complete_model(uri: str, run_id: str) -> str | None:
-    """The id of the last model run `run_id` logged whole (READY); None if there is none.
-
-    A resumed run also holds the FAILED model its killed process left half-uploaded.
-    """
-    from mlflow.entities import LoggedModelStatus
-
-    ready = [m for m in logged_models(uri, run_id) if m.status == LoggedModelStatus.READY]
-    return ready[-1].model_id if ready else None
 
 
 def describe(champion: tuple[Candidate, int] | None, config: Config) -> str:

@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from scalelab.config import Config, as_dict
-from scalelab.tracking import ensure_experiment, ensure_store, experiment_name, flatten, resolve_uri
+from scalelab.tracking import experiment_name, flatten
+from scalelab.tracking.store import ensure_experiment, ensure_store, resolve_uri
 
 SWEEP_PARENT_ENV = "SCALELAB_SWEEP_PARENT_RUN_ID"
 PARENT_TAG = "mlflow.parentRunId"  # what the MLflow UI nests runs by

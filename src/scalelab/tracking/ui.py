@@ -11,7 +11,7 @@ import os
 import sys
 import urllib.parse
 
-from scalelab.tracking import DEFAULT_URI
+from scalelab.tracking.store import DEFAULT_URI
 from scalelab.tracking.sweeps import PARENT_TAG
 
 
