@@ -78,6 +78,10 @@ def test_defaults_reproduce_the_seed_recipe() -> None:
         ({"trainer": {"batch_size": -1}}, "trainer.batch_size=-1 is invalid"),
         ({"trainer": {"optimizer": {"lr": -0.1}}}, "trainer.optimizer.lr=-0.1 is invalid"),
         ({"trainer": {"loss": "hinge"}}, "trainer.loss='hinge' is invalid: use one of cross_entropy, mse"),
+        (
+            {"trainer": {"lr_schedule": "step"}},
+            "trainer.lr_schedule='step' is invalid: use one of constant, cosine",
+        ),
         ({"trainer": {"max_epochs": "ten"}}, "trainer.max_epochs"),
         (
             {"trainer": {"strategy": "ddp_spawn"}},

@@ -28,6 +28,7 @@ MODELS = ("mlp", "cnn")
 ACTIVATIONS = ("relu", "gelu", "tanh")
 INITS = ("xavier_uniform", "xavier_normal", "kaiming_uniform", "kaiming_normal", "torch_default")
 LOSSES = ("cross_entropy", "mse")
+LR_SCHEDULES = ("constant", "cosine")
 
 
 @dataclass
@@ -94,6 +95,10 @@ class TrainerConfig:
     optimizer: dict[str, Any] = field(
         default_factory=lambda: {"_target_": "torch.optim.Adam", "lr": 1e-3, "fused": True}
     )
+    # "constant": the seed's (Keras' Adam). "cosine": decays once an epoch from optimizer.lr
+    # towards 0 at max_epochs, so each size is measured at the end of its training rather than
+    # at a random point of its noise (Hoffmann et al. 2022, App. B: one cycle per training).
+    lr_schedule: str = "constant"
     accelerator: str = "cpu"
     devices: int = 1  # processes (CPU) or GPUs; with strategy=ddp, batch_size is split among them
     strategy: str = "auto"  # "ddp": one process per device, gradients averaged (trainer=ddp)
@@ -234,6 +239,12 @@ def check(cfg: Config) -> None:
     _require(t.max_epochs >= 1, "trainer.max_epochs", t.max_epochs, "use >= 1")
     _require(t.batch_size >= 1, "trainer.batch_size", t.batch_size, "use >= 1")
     _require(t.loss in LOSSES, "trainer.loss", t.loss, f"use one of {', '.join(LOSSES)}")
+    _require(
+        t.lr_schedule in LR_SCHEDULES,
+        "trainer.lr_schedule",
+        t.lr_schedule,
+        f"use one of {', '.join(LR_SCHEDULES)}",
+    )
     _require(
         "_target_" in t.optimizer,
         "trainer.optimizer",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import math
 import os
 import shutil
 from pathlib import Path
@@ -53,6 +55,20 @@ def test_same_seed_gives_identical_weights_other_seed_does_not(digits: Path, tmp
     c = train(digits, tmp_path / "c", seed=1).net.state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert not all(torch.equal(a[k], c[k]) for k in a)
+
+
+@pytest.mark.parametrize(
+    ("lr_schedule", "factors"),
+    [("constant", [1, 1, 1, 1]), ("cosine", [(1 + math.cos(math.pi * e / 4)) / 2 for e in range(4)])],
+)
+def test_the_learning_rate_of_each_epoch_follows_the_schedule(
+    digits: Path, tmp_path: Path, lr_schedule: str, factors: list[float]
+) -> None:
+    trainer = dataclasses.replace(TRAINER, max_epochs=4, lr_schedule=lr_schedule)
+    data = PreparedDataModule(digits, trainer.batch_size, 0, trainer.steps_per_call)
+    result = fit(MODEL, trainer, data, seed=0, out_dir=tmp_path)
+    history = torch.load(result.checkpoint, weights_only=True)["callbacks"]["EpochCheckpoint"]["history"]
+    assert [epoch["train/lr"] for epoch in history] == pytest.approx([1e-3 * f for f in factors])
 
 
 def test_a_nan_loss_stops_training_with_a_clear_error(digits: Path, tmp_path: Path) -> None:

@@ -3,6 +3,7 @@ that ran through, dropout's random draws included (the kill -9 tests are in test
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -29,17 +30,27 @@ class Crash(pl.Callback):
             raise RuntimeError("simulated crash")
 
 
-def train(digits: Path, out: Path, checkpoints: Path, callbacks: list[pl.Callback] | None = None):
-    data = PreparedDataModule(digits, TRAINER.batch_size, 0, TRAINER.steps_per_call)
-    return fit(CNN, TRAINER, data, seed=0, out_dir=out, checkpoints=checkpoints, callbacks=callbacks)
+def train(
+    digits: Path,
+    trainer: TrainerConfig,
+    out: Path,
+    checkpoints: Path,
+    callbacks: list[pl.Callback] | None = None,
+):
+    data = PreparedDataModule(digits, trainer.batch_size, 0, trainer.steps_per_call)
+    return fit(CNN, trainer, data, seed=0, out_dir=out, checkpoints=checkpoints, callbacks=callbacks)
 
 
-def test_a_resumed_dropout_network_matches_an_uninterrupted_one(digits: Path, tmp_path: Path) -> None:
-    through = train(digits, tmp_path / "a", tmp_path / "ckpt-a")
+@pytest.mark.parametrize("lr_schedule", ["constant", "cosine"])  # cosine: the schedule's state too
+def test_a_resumed_dropout_network_matches_an_uninterrupted_one(
+    digits: Path, tmp_path: Path, lr_schedule: str
+) -> None:
+    trainer = dataclasses.replace(TRAINER, lr_schedule=lr_schedule)
+    through = train(digits, trainer, tmp_path / "a", tmp_path / "ckpt-a")
     with pytest.raises(RuntimeError, match="simulated crash"):
-        train(digits, tmp_path / "b", tmp_path / "ckpt-b", [Crash(at=2)])
+        train(digits, trainer, tmp_path / "b", tmp_path / "ckpt-b", [Crash(at=2)])
     assert resume.previous(tmp_path / "ckpt-b").epochs_done == 2
-    resumed = train(digits, tmp_path / "b", tmp_path / "ckpt-b")
+    resumed = train(digits, trainer, tmp_path / "b", tmp_path / "ckpt-b")
     a, b = through.net.state_dict(), resumed.net.state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a), "weights, batch-norm statistics included"
     timing = ("train/seconds", "train/samples_per_second")

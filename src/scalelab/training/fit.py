@@ -109,7 +109,14 @@ def fit(
         torch.set_num_threads(threads)
     manifest = data.manifest
     net = build(model_cfg, manifest["input_shape"], manifest["num_classes"])
-    module = Classifier(net, manifest["num_classes"], trainer_cfg.loss, trainer_cfg.optimizer)
+    module = Classifier(
+        net,
+        manifest["num_classes"],
+        trainer_cfg.loss,
+        trainer_cfg.optimizer,
+        trainer_cfg.lr_schedule,
+        trainer_cfg.max_epochs,
+    )
     meta = {**identity(model_cfg, trainer_cfg, manifest, seed), "loss": trainer_cfg.loss, "run_id": run_id}
     history = None
     if run_id and tracking_uri:

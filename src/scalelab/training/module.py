@@ -80,12 +80,21 @@ class Classifier(pl.LightningModule):
     one metric update and one finiteness check (one device sync on GPU) per group.
     """
 
-    def __init__(self, net: nn.Module, num_classes: int, loss: str, optimizer: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        net: nn.Module,
+        num_classes: int,
+        loss: str,
+        optimizer: dict[str, Any],
+        lr_schedule: str = "constant",
+        max_epochs: int = 1,
+    ) -> None:
         super().__init__()
         self.automatic_optimization = False
         self.net = net
         self.loss_name = loss
         self.optimizer_cfg = optimizer
+        self.lr_schedule, self.max_epochs = lr_schedule, max_epochs
         self.train_stats, self.val_stats = EpochStats(num_classes), EpochStats(num_classes)
         self.epoch_metrics: dict[str, float] = {}  # the latest epoch's train/* and val/*
 
@@ -138,10 +147,19 @@ class Classifier(pl.LightningModule):
 
     def on_train_epoch_end(self) -> None:
         self._log_epoch("train")
+        self.epoch_metrics["train/lr"] = self.optimizers().param_groups[0]["lr"]  # this epoch's
+        if scheduler := self.lr_schedulers():
+            scheduler.step()  # manual optimisation: Lightning leaves stepping to the module
 
     def on_validation_epoch_end(self) -> None:
         if not self.trainer.sanity_checking:
             self._log_epoch("val")
 
-    def configure_optimizers(self) -> torch.optim.Optimizer:
-        return instantiate(self.optimizer_cfg, params=self.parameters())
+    def configure_optimizers(self) -> Any:
+        optimizer = instantiate(self.optimizer_cfg, params=self.parameters())
+        if self.lr_schedule == "constant":
+            return optimizer
+        # cosine: optimizer.lr in epoch 0, then down to ~0 in the last epoch; Lightning saves and
+        # restores its state with the checkpoint, so a resume continues the same curve
+        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=self.max_epochs)
+        return {"optimizer": optimizer, "lr_scheduler": scheduler}
