@@ -22,7 +22,7 @@ run: params  ## prepare -> train -> evaluate with DVC (cached: a second run does
 	dvc repro
 
 test: $(STAMP)  ## the whole suite, slow end-to-end tests included
-	$(PY) -m pytest
+	$(PY) -m pytest --durations=10  # the slowest tests, to see what to trim first
 
 test-fast: $(STAMP)  ## everything but the slow end-to-end tests
 	$(PY) -m pytest -m "not slow"
