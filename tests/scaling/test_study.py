@@ -15,13 +15,22 @@ LAW = PowerLaw(E=0.1, A=30.0, alpha=0.5)
 LADDER = {"xs": 300, "s": 1_266, "m": 6_570, "l": 50_826, "xl": 596_490}
 
 
-def write_run(reports: Path, size: str, seed: int, loss: float, acc: float = 0.9) -> None:
+def write_run(
+    reports: Path, size: str, seed: int, loss: float, acc: float = 0.9, converged: bool = True
+) -> None:
     folder = reports / "runs" / f"{size}-s{seed}"
     folder.mkdir(parents=True)
     params = LADDER[size]
     (folder / "run.json").write_text(json.dumps({"run_id": f"id-{size}-{seed}", "size": size, "seed": seed}))
     (folder / "train_metrics.json").write_text(
-        json.dumps({"model/params": params, "train/flops": 6.0 * params * 1000, "train/seconds": 1.0})
+        json.dumps(
+            {
+                "model/params": params,
+                "train/flops": 6.0 * params * 1000,
+                "train/seconds": 1.0,
+                "train/converged": float(converged),
+            }
+        )
     )
     (folder / "metrics.json").write_text(json.dumps({"test/loss": loss, "test/acc": acc}))
 
@@ -30,13 +39,26 @@ def test_a_planted_law_comes_back_with_a_good_held_out_prediction(tmp_path: Path
     for size, params in LADDER.items():
         for seed, wobble in enumerate((0.99, 1.0, 1.01)):
             write_run(tmp_path, size, seed, float(LAW(params)) * wobble, acc=1 - float(LAW(params)) / 3)
-    study = analyse(collect(list(LADDER), [0, 1, 2], tmp_path), n_boot=30)
+    study = analyse(collect(list(LADDER), [0, 1, 2], tmp_path), n_boot=200)
     summary = study.summary()
+    assert summary["credible"] is True and summary["bootstrap"] == {
+        "method": "seeds",
+        "resamples": 200,
+        "dof": 10,
+    }
     assert summary["runs"] == 15 and summary["missing"] == [] and summary["sizes"] == list(LADDER)
     assert summary["loss_vs_params"]["alpha"] == pytest.approx(0.5, abs=0.02)
     assert summary["loss_vs_params"]["alpha_ci_low"] <= 0.5 <= summary["loss_vs_params"]["alpha_ci_high"]
     assert summary["loss_vs_flops"]["alpha"] == pytest.approx(0.5, abs=0.02), "FLOPs are 6000 x params here"
     assert summary["holdout"]["size"] == "xl" and summary["holdout"]["rel_error"] < 0.05
+    holdout = summary["holdout"]
+    assert holdout["predicted_ci_low"] <= holdout["observed_test/loss"] <= holdout["predicted_ci_high"]
+    assert holdout["beats_persistence"] and holdout["persistence_rel_error"] > holdout["rel_error"]
+    rungs = summary["rungs"]
+    assert [r["size"] for r in rungs] == list(LADDER) and all(r["seeds"] == 3 for r in rungs)
+    assert all(abs(r["log_residual"]) < 0.01 for r in rungs), "the planted law passes through every mean"
+    assert summary["loss_vs_params"]["seed_log_sd"] == pytest.approx(0.01, rel=0.01)
+    assert summary["loss_vs_params"]["rms_log_residual"] < 0.01
     assert summary["largest"]["size"] == "xl" and summary["largest"]["params"] == 596_490
 
 
@@ -54,7 +76,7 @@ def test_too_few_sizes_still_writes_every_declared_file(tmp_path: Path) -> None:
     write_run(tmp_path, "s", 0, 1.5)
     write_run(tmp_path, "m", 0, 0.8)
     study = analyse(collect(["s", "m"], [0], tmp_path))
-    assert study.fits == {} and "a law needs 3 or more" in study.notes[0]
+    assert study.fits == {} and "a law needs 3 or more" in study.verdict.reasons[0]
     files = write_study(study, tmp_path)
     assert sorted(p.name for p in files) == sorted(["scaling.json", "scaling.csv", *PLOTS])
     assert all(p.stat().st_size > 0 for p in files)
@@ -70,7 +92,8 @@ def test_study_files_and_table(tmp_path: Path) -> None:
     assert rows[0] == "size,seed,run_id,model/params,train/flops,test/loss,test/acc,train/seconds"
     assert [r.split(",")[0] for r in rows[1:]] == list(LADDER), "ordered by size"
     table = markdown(study)
-    assert "| xl | 0 | 596,490 |" in table and "**Fit** L(N) = 0.1" in table
+    assert "| xl | 0 | 596,490 |" in table and "**Fit**: L(N) = 0.1000" in table
+    assert "| xl | 596,490 | 1 |" in table, "one row per rung, beside one per run"
 
 
 def test_a_report_from_another_run_does_not_stand_in_for_this_sweeps(tmp_path: Path) -> None:

@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 
 from scalelab import atomic
-from scalelab.scaling.study import Fit, Study
+from scalelab.scaling.intervals import LadderFit
+from scalelab.scaling.study import Study
 
 PLOTS = ("loss_vs_params.png", "acc_vs_params.png", "loss_vs_flops.png")
 EXTRAPOLATE = 4.0  # draw the law out to 4x the largest rung: "what would the next size buy?"
@@ -37,29 +38,54 @@ def write_study(study: Study, out: Path) -> list[Path]:
 
 
 def markdown(study: Study) -> str:
-    """The sweep as a Markdown table plus the fitted law: the MLflow parent run's description."""
-    lines = [
-        "| size | seed | parameters | train FLOPs | test loss | test acc | seconds |",
-        "|---|---|---:|---:|---:|---:|---:|",
+    """The study in Markdown, verdict first: the console's summary and the MLflow parent's description."""
+    verdict = study.verdict
+    lines = [f"**{verdict.headline()}**", ""]
+    lines += [
+        "| size | parameters | seeds | test loss (mean) | seed sd | law | log residual |",
+        "|---|---:|---:|---:|---:|---:|---:|",
     ]
-    for r in study.records:
+    for row in study.residuals():
+        sd = f"{row['test/loss_sd']:.4f}" if row["test/loss_sd"] is not None else "–"
+        law = f"{row['fit/test/loss']:.4f}" if row["fit/test/loss"] is not None else "–"
+        residual = f"{row['log_residual']:+.4f}" if row["log_residual"] is not None else "–"
         lines.append(
-            f"| {r.size} | {r.seed} | {r.params:,} | {r.flops:.3g} | {r.loss:.4f} "
-            f"| {r.acc:.4f} | {r.seconds:.1f} |"
+            f"| {row['size']} | {row['params']:,} | {row['seeds']} | {row['test/loss']:.4f} "
+            f"| {sd} | {law} | {residual} |"
         )
     if fit := study.fits.get("loss_vs_params"):
-        law = fit.law
-        lines += ["", f"**Fit** L(N) = {law.E:.4f} + {law.A:.4g}·N^(−{law.alpha:.3f})"]
-        if fit.boot:
-            lines.append(
-                f"(95% CI: α ∈ [{fit.boot.alpha.low:.3f}, {fit.boot.alpha.high:.3f}], "
-                f"E ∈ [{fit.boot.E.low:.4f}, {fit.boot.E.high:.4f}])"
-            )
-    if study.holdout:
-        h = study.holdout
+        law, summary = fit.law, study.summary()["loss_vs_params"]
+        mark = "" if verdict.credible else " (not credible: see above)"
+        alpha = fit.interval("alpha")
+        ci = f", 95% CI α ∈ [{alpha.low:.3f}, {alpha.high:.3f}]" if alpha else ""
+        lines += ["", f"**Fit**{mark}: L(N) = {law.E:.4f} + {law.A:.4g}·N^(−{law.alpha:.3f}){ci}"]
+        if fit.resamples:
+            lines.append(f"({fit.resamples} bootstrap resamples by {fit.method}, ν = {fit.dof})")
+        seed_sd = summary["seed_log_sd"]
+        noise = f"; one seed's log sd {seed_sd:.4f}" if seed_sd is not None else "; one seed: noise unknown"
+        lines.append(f"RMS log residual {summary['rms_log_residual']:.4f}{noise}.")
+    if h := study.holdout:
+        ci = (
+            f" [{h['predicted_ci_low']:.4f}, {h['predicted_ci_high']:.4f}]"
+            if h["predicted_ci_low"] is not None
+            else ""
+        )
+        beats = "beats" if h["beats_persistence"] else "does not beat"
         lines.append(
-            f"\nFit without `{h['size']}` predicts its test loss {h['predicted_test/loss']:.4f}; "
-            f"observed {h['observed_test/loss']:.4f} (relative error {h['rel_error']:.1%})."
+            f"\nFit without `{h['size']}` predicts its test loss {h['predicted_test/loss']:.4f}{ci}; "
+            f"observed {h['observed_test/loss']:.4f} ({h['rel_error']:.1%} off). Persistence (the next "
+            f"size's loss) is {h['persistence_rel_error']:.1%} off: the law {beats} it."
+        )
+    lines += [
+        "",
+        "| size | seed | parameters | train FLOPs | test loss | test acc | converged | seconds |",
+        "|---|---|---:|---:|---:|---:|---|---:|",
+    ]
+    for r in study.records:
+        converged = "–" if r.converged is None else ("yes" if r.converged else "no")
+        lines.append(
+            f"| {r.size} | {r.seed} | {r.params:,} | {r.flops:.3g} | {r.loss:.4f} "
+            f"| {r.acc:.4f} | {converged} | {r.seconds:.1f} |"
         )
     lines += [f"\n_Note: {note}_" for note in study.notes]
     return "\n".join(lines)
@@ -76,7 +102,7 @@ def _per_size(study: Study, values: list[float]) -> tuple[np.ndarray, np.ndarray
     return np.array(xs, dtype=float), np.array(means), np.array(stds)
 
 
-def _draw_law(ax, fit: Fit | None, x: np.ndarray, transform=lambda v: v, label: str = "fit") -> None:
+def _draw_law(ax, fit: LadderFit | None, x: np.ndarray, transform=lambda v: v, label: str = "fit") -> None:
     if fit is None or len(x) == 0:  # too few sizes for a law: the plot shows the runs and says so
         ax.text(0.5, 0.95, "no fit: fewer than 3 sizes", transform=ax.transAxes, ha="center")
         return
@@ -88,8 +114,8 @@ def _draw_law(ax, fit: Fit | None, x: np.ndarray, transform=lambda v: v, label: 
         color="C1",
         label=f"{label}: {law.E:.3g} + {law.A:.3g}·x^(−{law.alpha:.3f})",
     )
-    if fit.boot:
-        low, high = fit.boot.band(grid)
+    if fit.resamples:
+        low, high = fit.band(grid)
         ax.fill_between(
             grid, transform(low), transform(high), color="C1", alpha=0.2, label="95% bootstrap band"
         )
@@ -123,18 +149,29 @@ def plot_study(study: Study, folder: Path) -> list[Path]:
     for size, xi, yi in zip(study.sizes(), x, mean, strict=True):
         ax.annotate(size, (xi, yi), textcoords="offset points", xytext=(5, 5), fontsize=8)
     _draw_law(ax, study.fits.get("loss_vs_params"), x)
-    if study.holdout:
-        ax.scatter(
-            [x.max()],
-            [study.holdout["predicted_test/loss"]],
-            marker="x",
-            s=60,
-            color="C3",
-            label=f"predicted without {study.holdout['size']} ({study.holdout['rel_error']:.1%} off)",
+    if h := study.holdout:
+        predicted = h["predicted_test/loss"]
+        spread = (
+            [[predicted - h["predicted_ci_low"]], [h["predicted_ci_high"] - predicted]]
+            if h["predicted_ci_low"] is not None
+            else None
         )
-    ax.set(
-        xscale="log", yscale="log", xlabel="parameters", ylabel="test loss", title="Test loss vs model size"
-    )
+        ax.errorbar(
+            [x.max()],
+            [predicted],
+            yerr=spread,
+            fmt="x",
+            ms=8,
+            color="C3",
+            capsize=3,
+            label=f"predicted without {h['size']} ({h['rel_error']:.1%} off; persistence "
+            f"{h['persistence_rel_error']:.1%})",
+        )
+    if not study.verdict.credible:
+        ax.set_title("Test loss vs model size: no credible law", color="C3")
+    ax.set(xscale="log", yscale="log", xlabel="parameters", ylabel="test loss")
+    if study.verdict.credible:
+        ax.set_title("Test loss vs model size")
     ax.legend(fontsize=8)
     save(fig, PLOTS[0])
 

@@ -1,4 +1,5 @@
-"""A scaling study: the runs of a sweep, read back from their reports, and the laws fitted to them."""
+"""A scaling study: the runs of a sweep read back from their reports, averaged per rung, and the
+laws fitted to the rung means, with their residuals, a held-out test and a verdict."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ from typing import Any
 import numpy as np
 
 from scalelab import paths
-from scalelab.scaling.law import BootstrapFit, PowerLaw, bootstrap_fit, fit_power_law
+from scalelab.scaling.intervals import LEVEL, LadderFit, fit_ladder
+from scalelab.scaling.verdict import Verdict, judge
 
 
 @dataclass(frozen=True)
@@ -25,7 +27,8 @@ class RunRecord:
     loss: float  # test/loss
     acc: float  # test/acc
     seconds: float
-    val_loss: float = float("nan")  # val/loss at the end of training: how a champion is chosen
+    val_loss: float = float("nan")  # val/loss of the evaluated weights: how a champion is chosen
+    converged: bool | None = None  # False: still improving when the epoch budget ran out
 
     @property
     def error(self) -> float:
@@ -41,6 +44,7 @@ def read_record(size: str, seed: int, reports: Path | None = None) -> RunRecord 
         tested = json.loads((folder / "metrics.json").read_text())
     except FileNotFoundError:
         return None
+    converged = trained.get("train/converged")
     return RunRecord(
         size=size,
         seed=seed,
@@ -51,59 +55,150 @@ def read_record(size: str, seed: int, reports: Path | None = None) -> RunRecord 
         acc=float(tested["test/acc"]),
         seconds=float(trained["train/seconds"]),
         val_loss=float(trained.get("val/loss", "nan")),  # absent in reports of older versions
+        converged=None if converged is None else bool(converged),
     )
 
 
-@dataclass
-class Fit:
-    """A law fitted to (x, y), with intervals when the data allow them."""
+@dataclass(frozen=True)
+class Rung:
+    """The seeds of one size: their losses and accuracies, and their mean and spread."""
 
-    law: PowerLaw
-    boot: BootstrapFit | None
+    size: str
+    params: int
+    flops: float  # mean over seeds: early stopping makes each seed's training its own length
+    seeds: list[int]
+    losses: np.ndarray
+    errors: np.ndarray
+    converged: list[bool | None]
 
-    def summary(self) -> dict[str, Any]:
-        """Coefficients and 95% intervals as plain numbers (null when unknown)."""
-        out: dict[str, Any] = {"alpha": self.law.alpha, "E": self.law.E, "A": self.law.A}
-        for name in ("alpha", "E", "A"):
-            interval = getattr(self.boot, name) if self.boot else None
-            out[f"{name}_ci_low"] = interval.low if interval else None
-            out[f"{name}_ci_high"] = interval.high if interval else None
-        return out
+    @property
+    def mean_loss(self) -> float:
+        return float(self.losses.mean())
+
+    @property
+    def loss_sd(self) -> float:
+        """Standard deviation of the test loss over seeds; NaN with one seed."""
+        return float(self.losses.std(ddof=1)) if len(self.losses) > 1 else float("nan")
+
+    @property
+    def log_sd(self) -> float:
+        """Standard deviation of log test loss over seeds (the fit's units); NaN with one seed."""
+        return float(np.log(self.losses).std(ddof=1)) if len(self.losses) > 1 else float("nan")
+
+
+def rungs_of(records: list[RunRecord]) -> list[Rung]:
+    """Group records by size, ordered by parameter count."""
+    groups: dict[str, list[RunRecord]] = {}
+    for record in sorted(records, key=lambda r: (r.params, r.seed)):
+        groups.setdefault(record.size, []).append(record)
+    return [
+        Rung(
+            size=size,
+            params=runs[0].params,
+            flops=float(np.mean([r.flops for r in runs])),
+            seeds=[r.seed for r in runs],
+            losses=np.array([r.loss for r in runs]),
+            # A perfect score has zero error, which has no logarithm: floor it at 1e-4.
+            errors=np.maximum(np.array([r.error for r in runs]), 1e-4),
+            converged=[r.converged for r in runs],
+        )
+        for size, runs in groups.items()
+    ]
 
 
 @dataclass
 class Study:
-    """Runs of a sweep ordered as the ladder, which (size, seed) pairs are missing, and the fits."""
+    """Runs of a sweep, which (size, seed) pairs are missing, the fits, and the verdict on them."""
 
     records: list[RunRecord]
     missing: list[str]
-    fits: dict[str, Fit] = field(default_factory=dict)  # loss_vs_params, error_vs_params, loss_vs_flops
+    fits: dict[str, LadderFit] = field(default_factory=dict)  # loss_vs_params, error_vs_params, loss_vs_flops
     holdout: dict[str, Any] | None = None  # the law fitted without the largest size, tested on it
     notes: list[str] = field(default_factory=list)
+    verdict: Verdict = field(default_factory=Verdict)
+
+    @property
+    def rungs(self) -> list[Rung]:
+        return rungs_of(self.records)
 
     def sizes(self) -> list[str]:
-        return list(dict.fromkeys(r.size for r in self.records))
+        return [r.size for r in self.rungs]
+
+    def residuals(self) -> list[dict[str, Any]]:
+        """Per rung: mean test loss, its seed spread, the law's value and the log residual."""
+        fit = self.fits.get("loss_vs_params")
+        rows = []
+        for rung in self.rungs:
+            predicted = float(fit.law(rung.params)) if fit else None
+            rows.append(
+                {
+                    "size": rung.size,
+                    "params": rung.params,
+                    "seeds": len(rung.seeds),
+                    "test/loss": rung.mean_loss,
+                    "test/loss_sd": _number(rung.loss_sd),
+                    "log_sd": _number(rung.log_sd),
+                    "fit/test/loss": predicted,
+                    "log_residual": float(np.log(rung.mean_loss / predicted)) if predicted else None,
+                    "converged": None if None in rung.converged else all(rung.converged),
+                }
+            )
+        return rows
 
     def summary(self) -> dict[str, Any]:
         """What `reports/scaling.json` holds: DVC metrics, compared across experiments."""
-        largest = [r for r in self.records if r.size == self.sizes()[-1]] if self.records else []
-        return {
+        rungs = self.rungs
+        largest = rungs[-1] if rungs else None
+        out: dict[str, Any] = {
+            "credible": self.verdict.credible,
+            "verdict": self.verdict.headline(),
+            "reasons": self.verdict.reasons,
+            "flags": self.verdict.flags,
             "runs": len(self.records),
             "missing_runs": len(self.missing),  # a number, so `dvc exp show` has a column for it
             "sizes": self.sizes(),
             "missing": self.missing,
-            **{name: fit.summary() for name, fit in self.fits.items()},
-            "holdout": self.holdout,
-            "largest": {
-                "size": largest[0].size,
-                "params": largest[0].params,
-                "test/loss": float(np.mean([r.loss for r in largest])),
-                "test/acc": float(np.mean([r.acc for r in largest])),
+        }
+        if fit := self.fits.get("loss_vs_params"):
+            out["bootstrap"] = {"method": fit.method, "resamples": fit.resamples, "dof": fit.dof}
+        out |= {name: _fit_summary(fit) for name, fit in self.fits.items()}
+        if "loss_vs_params" in out:
+            residuals = [r["log_residual"] for r in self.residuals()]
+            log_sds = [r.log_sd for r in rungs if len(r.seeds) > 1]
+            out["loss_vs_params"]["rms_log_residual"] = float(np.sqrt(np.mean(np.square(residuals))))
+            # the noise of one seed, pooled over rungs; a rung mean's is this / sqrt(seeds)
+            out["loss_vs_params"]["seed_log_sd"] = (
+                float(np.sqrt(np.mean(np.square(log_sds)))) if log_sds else None
+            )
+        out["rungs"] = self.residuals()
+        out["holdout"] = self.holdout
+        out["largest"] = (
+            {
+                "size": largest.size,
+                "params": largest.params,
+                "test/loss": largest.mean_loss,
+                "test/acc": float(1 - np.mean([r.error for r in self.records if r.size == largest.size])),
             }
             if largest
-            else None,
-            "notes": self.notes,
-        }
+            else None
+        )
+        out["notes"] = self.notes
+        return out
+
+
+def _number(value: float) -> float | None:
+    return None if np.isnan(value) else value
+
+
+def _fit_summary(fit: LadderFit) -> dict[str, Any]:
+    """Coefficients and 95% intervals as plain numbers (null when unknown)."""
+    law = fit.law
+    out: dict[str, Any] = {"alpha": law.alpha, "E": law.E, "A": law.A}
+    for name in ("alpha", "E", "A"):
+        interval = fit.interval(name)
+        out[f"{name}_ci_low"] = interval.low if interval else None
+        out[f"{name}_ci_high"] = interval.high if interval else None
+    return out
 
 
 def collect(
@@ -126,46 +221,52 @@ def collect(
     return Study(records=records, missing=missing)
 
 
-def _fit(x: np.ndarray, y: np.ndarray, n_boot: int) -> Fit:
-    if n_boot > 0:
-        boot = bootstrap_fit(x, y, n_boot=n_boot)
-        if boot is not None:
-            return Fit(boot.law, boot)
-    return Fit(fit_power_law(x, y)[0], None)
-
-
-def analyse(study: Study, n_boot: int = 200) -> Study:
-    """Fit loss and error against parameters, loss against FLOPs, and the held-out prediction."""
-    records = study.records
+def analyse(study: Study, n_boot: int = 1000) -> Study:
+    """Fit loss and error against parameters and loss against FLOPs on rung means, hold the
+    largest rung out, and judge the result."""
     if study.missing:
         study.notes.append(f"missing runs, left out of the fit: {', '.join(study.missing)}")
-    if len(study.sizes()) < 3:
-        study.notes.append(f"{len(study.sizes())} sizes finished; a law needs 3 or more: no fit")
-        return study
-    params = np.array([r.params for r in records], dtype=float)
-    flops = np.array([r.flops for r in records], dtype=float)
-    loss = np.array([r.loss for r in records])
-    # A perfect score has zero error, which has no logarithm: floor it at half a test sample.
-    error = np.maximum(np.array([r.error for r in records]), 1e-4)
-    study.fits = {
-        "loss_vs_params": _fit(params, loss, n_boot),
-        "error_vs_params": _fit(params, error, n_boot),
-        "loss_vs_flops": _fit(flops, loss, n_boot),
-    }
-    largest = params.max()
-    rest = params < largest
-    if len(np.unique(params[rest])) >= 3:
-        law, _ = fit_power_law(params[rest], loss[rest])
-        predicted = float(law(largest))
-        observed = float(loss[~rest].mean())
-        study.holdout = {
-            "size": study.sizes()[-1],
-            "predicted_test/loss": predicted,
-            "observed_test/loss": observed,
-            "rel_error": abs(predicted - observed) / observed,
-            "alpha": law.alpha,
-            "E": law.E,
+    rungs = study.rungs
+    if len(rungs) >= 3:
+        params = np.array([r.params for r in rungs], dtype=float)
+        study.fits = {
+            "loss_vs_params": fit_ladder(params, [r.losses for r in rungs], n_boot),
+            "error_vs_params": fit_ladder(params, [r.errors for r in rungs], n_boot),
+            "loss_vs_flops": fit_ladder(
+                np.array([r.flops for r in rungs]), [r.losses for r in rungs], n_boot
+            ),
         }
-    else:
-        study.notes.append("fewer than 4 sizes: no held-out-largest prediction")
+        if study.fits["loss_vs_params"].method == "residuals":
+            study.notes.append("one seed per rung: intervals resample the fit's residuals, not seeds")
+        if len(rungs) >= 4:
+            study.holdout = holdout(rungs, n_boot)
+    study.verdict = judge(rungs, study.fits.get("loss_vs_params"), study.holdout)
     return study
+
+
+def holdout(rungs: list[Rung], n_boot: int) -> dict[str, Any]:
+    """Fit without the largest rung and predict it; compare with persistence (the next size's loss)."""
+    largest, rest = rungs[-1], rungs[:-1]
+    fit = fit_ladder(np.array([r.params for r in rest], dtype=float), [r.losses for r in rest], n_boot)
+    predicted = float(fit.law(largest.params))
+    observed = largest.mean_loss
+    persistence = rest[-1].mean_loss
+    error, persistence_error = abs(predicted - observed) / observed, abs(persistence - observed) / observed
+    low = high = None
+    if fit.resamples:
+        tail = (1 - LEVEL) / 2 * 100
+        low, high = (
+            float(v) for v in np.percentile(fit.curves(np.array([largest.params]))[:, 0], [tail, 100 - tail])
+        )
+    return {
+        "size": largest.size,
+        "predicted_test/loss": predicted,
+        "predicted_ci_low": low,
+        "predicted_ci_high": high,
+        "observed_test/loss": observed,
+        "rel_error": error,
+        "persistence_rel_error": persistence_error,
+        "beats_persistence": bool(error < persistence_error),
+        "alpha": fit.law.alpha,
+        "E": fit.law.E,
+    }

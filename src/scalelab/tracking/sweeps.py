@@ -147,6 +147,8 @@ def finish_parent(
     now = int(time.time() * 1000)
     client.log_batch(parent_id, metrics=[Metric(k, v, now, 0) for k, v in numbers.items()])
     client.set_tag(parent_id, NOTE_TAG, note)
+    if "credible" in summary:  # searchable: tags.`scaling.credible` = 'false'
+        client.set_tag(parent_id, "scaling.credible", str(summary["credible"]).lower())
     if summary.get("missing"):
         client.set_tag(parent_id, "sweep.missing", ", ".join(summary["missing"]))
     for path in files:
