@@ -131,7 +131,7 @@ def test_dvc_exp_run_recomposes_params_from_conf(project: Path) -> None:
     params = yaml.safe_load((project / "params.yaml").read_text())
     assert params["sweep"]["sizes"] == ["s"] and params["trainer"]["max_epochs"] == 2
     assert params["model"]["ladder"]["l"]["width"] == 256, "the rest comes from conf/"
-    assert params["sweep"]["bootstrap"] == 200, "not the TINY override: -S recomposes from conf/"
+    assert params["sweep"]["bootstrap"] == 1000, "not the TINY override: -S recomposes from conf/"
     study = json.loads((project / "reports/scaling.json").read_text())
     assert study["sizes"] == ["s"] and "no fit" in study["notes"][0]
 

@@ -79,6 +79,20 @@ class ModelConfig:
     init: str = "xavier_uniform"  # Keras' glorot_uniform with zero biases, as in the seed
 
 
+@dataclass
+class EarlyStoppingConfig:
+    """Lightning's EarlyStopping on `val/loss`: `trainer.max_epochs` becomes a budget.
+
+    Whether or not it stops training, the weights kept (evaluated, logged, registered) are those
+    of the epoch with the lowest `val/loss`, and a run counts as converged when no epoch in its
+    last `patience` beat that best: each rung is measured at its own best, not at a fixed epoch.
+    """
+
+    enabled: bool = True
+    patience: int = 5  # epochs without a new best val/loss before stopping
+    min_delta: float = 0.0  # how much lower val/loss must be to count as a new best
+
+
 # "auto": one process. "ddp": Lightning starts one process per device, each running the same
 # entry point (as srun does on a cluster). Spawn-based strategies are left out: they train in
 # child processes whose callbacks' state (epoch history, timing) never comes back.
@@ -99,6 +113,7 @@ class TrainerConfig:
     # towards 0 at max_epochs, so each size is measured at the end of its training rather than
     # at a random point of its noise (Hoffmann et al. 2022, App. B: one cycle per training).
     lr_schedule: str = "constant"
+    early_stopping: EarlyStoppingConfig = field(default_factory=EarlyStoppingConfig)
     accelerator: str = "cpu"
     devices: int = 1  # processes (CPU) or GPUs; with strategy=ddp, batch_size is split among them
     strategy: str = "auto"  # "ddp": one process per device, gradients averaged (trainer=ddp)
@@ -124,7 +139,7 @@ class SweepConfig:
     name: str = "ladder"  # names the MLflow parent run and the multirun report folder
     sizes: list[str] = field(default_factory=lambda: ["xs", "s", "m", "l", "xl"])
     seeds: list[int] = field(default_factory=lambda: [0])
-    bootstrap: int = 200  # resamples for the confidence intervals; 0 turns them off
+    bootstrap: int = 1000  # resamples (whole seeds per rung) for the 95% intervals; 0: none
 
 
 @dataclass
@@ -238,6 +253,9 @@ def check(cfg: Config) -> None:
     _require(m.init in INITS, "model.init", m.init, f"use one of {', '.join(INITS)}")
     _require(t.max_epochs >= 1, "trainer.max_epochs", t.max_epochs, "use >= 1")
     _require(t.batch_size >= 1, "trainer.batch_size", t.batch_size, "use >= 1")
+    es = t.early_stopping
+    _require(es.patience >= 1, "trainer.early_stopping.patience", es.patience, "use >= 1")
+    _require(es.min_delta >= 0, "trainer.early_stopping.min_delta", es.min_delta, "use >= 0")
     _require(t.loss in LOSSES, "trainer.loss", t.loss, f"use one of {', '.join(LOSSES)}")
     _require(
         t.lr_schedule in LR_SCHEDULES,

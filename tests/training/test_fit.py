@@ -67,7 +67,7 @@ def test_the_learning_rate_of_each_epoch_follows_the_schedule(
     trainer = dataclasses.replace(TRAINER, max_epochs=4, lr_schedule=lr_schedule)
     data = PreparedDataModule(digits, trainer.batch_size, 0, trainer.steps_per_call)
     result = fit(MODEL, trainer, data, seed=0, out_dir=tmp_path)
-    history = torch.load(result.checkpoint, weights_only=True)["callbacks"]["EpochCheckpoint"]["history"]
+    history = result.history
     assert [epoch["train/lr"] for epoch in history] == pytest.approx([1e-3 * f for f in factors])
 
 

@@ -1,4 +1,4 @@
-"""Lightning checkpointing that writes atomically and stores what made each checkpoint."""
+"""Lightning checkpointing that writes atomically."""
 
 from __future__ import annotations
 
@@ -6,10 +6,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-import pytorch_lightning as pl
 from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
-
-from scalelab.training.saved import META_KEY
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -22,15 +19,3 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         tmp = path.with_name(f".{path.name}.tmp")
         super().save_checkpoint(checkpoint, tmp, storage_options)
         os.replace(tmp, path)
-
-
-class Provenance(pl.Callback):
-    """Stores `meta` (what made this checkpoint) in every checkpoint under `META_KEY`."""
-
-    def __init__(self, meta: dict[str, Any]) -> None:
-        self.meta = meta
-
-    def on_save_checkpoint(
-        self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict[str, Any]
-    ) -> None:
-        checkpoint[META_KEY] = self.meta

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytorch_lightning as pl
 import torch
+from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint
 from torch import nn
 
 from scalelab import interrupts
@@ -21,10 +22,10 @@ from scalelab.config import ModelConfig, TrainerConfig
 from scalelab.data.datamodule import PreparedDataModule
 from scalelab.models import build, count_parameters
 from scalelab.models.flops import training_flops_per_sample
-from scalelab.training.checkpoint import AtomicCheckpointIO, Provenance
+from scalelab.training.checkpoint import AtomicCheckpointIO
 from scalelab.training.module import Classifier, EpochMetricsBar
 from scalelab.training.precision import LeanPrecision
-from scalelab.training.resume import LAST, EpochCheckpoint, identity
+from scalelab.training.resume import BEST, LAST, EpochCheckpoint, identity
 from scalelab.training.saved import CHECKPOINT_FILE
 
 # Lightning's start-up chatter that says nothing about this run: an advert, and a warning about
@@ -40,16 +41,23 @@ warnings.filterwarnings("ignore", message=r"It is recommended to use `self.log\(
 # On a machine with SLURM's client tools, Lightning suggests srun for every local run; scalelab's
 # way onto the cluster is hydra/launcher=slurm, whose jobs do run under srun.
 warnings.filterwarnings("ignore", message=r"The `srun` command is available on your system")
+# A resumed training finds its own epoch checkpoints in the folder ModelCheckpoint writes to.
+warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
+
+
+MONITOR = "val/loss"  # what early stopping watches and the kept weights minimise
 
 
 @dataclass
 class FitResult:
-    """The trained network, its final metrics (MLflow names) and where its checkpoint is."""
+    """The trained network (best-validation weights), its metrics (MLflow names), where its
+    checkpoint is, and every epoch's metrics."""
 
     net: nn.Module
     metrics: dict[str, float]
     checkpoint: Path
     first_step_at: float | None  # Unix time the first optimiser step began: start-up cost, measured
+    history: list[dict[str, float]]  # index = epoch
 
 
 class StopOnSignal(pl.Callback):
@@ -68,6 +76,19 @@ class FirstStepClock(pl.Callback):
     def on_train_batch_start(self, trainer: pl.Trainer, *_: Any) -> None:
         if self.at is None:
             self.at = time.time()
+
+
+class StaysStopped(EarlyStopping):
+    """Lightning's EarlyStopping, which also holds when a training that it stopped is resumed.
+
+    Lightning restores its state from the checkpoint (the epochs waited) but not the trainer's
+    `should_stop`: a run killed after its last epoch (uploading its model, say) would train one
+    more epoch on resume than the run that was never killed.
+    """
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self.wait_count >= self.patience:
+            trainer.should_stop = True
 
 
 def torch_threads(trainer_cfg: TrainerConfig) -> int | None:
@@ -98,17 +119,19 @@ def fit(
     run_id: str | None = None,
     callbacks: list[pl.Callback] | None = None,
 ) -> FitResult:
-    """Train `model_cfg` on `data` per `trainer_cfg`; the final checkpoint is `out_dir/model.ckpt`.
+    """Train `model_cfg` on `data` per `trainer_cfg`; the best-validation weights end up in
+    `out_dir/model.ckpt` and in the returned network.
 
     Every epoch is checkpointed and logged to MLflow run `run_id` if given. With a
     `checkpoints` folder, the epoch checkpoints go there and a training that left one is
-    resumed from it; without, they go straight to `out_dir/model.ckpt` and nothing is resumed.
+    resumed from it; without, they go to a scratch folder in `out_dir` that is removed after.
     """
     pl.seed_everything(seed, workers=True, verbose=False)
     if threads := torch_threads(trainer_cfg):
         torch.set_num_threads(threads)
     manifest = data.manifest
     net = build(model_cfg, manifest["input_shape"], manifest["num_classes"])
+    meta = {**identity(model_cfg, trainer_cfg, manifest, seed), "loss": trainer_cfg.loss, "run_id": run_id}
     module = Classifier(
         net,
         manifest["num_classes"],
@@ -116,15 +139,18 @@ def fit(
         trainer_cfg.optimizer,
         trainer_cfg.lr_schedule,
         trainer_cfg.max_epochs,
+        meta,
     )
-    meta = {**identity(model_cfg, trainer_cfg, manifest, seed), "loss": trainer_cfg.loss, "run_id": run_id}
     history = None
     if run_id and tracking_uri:
         from scalelab.tracking.history import RunHistory  # MLflow only when logging
 
         history = RunHistory(tracking_uri, run_id)
     final = out_dir / CHECKPOINT_FILE
-    epochs = EpochCheckpoint(checkpoints / LAST if checkpoints else final, history)
+    scratch = checkpoints or out_dir / ".training"
+    epochs = EpochCheckpoint(scratch / LAST, history)
+    stopping = trainer_cfg.early_stopping
+    best = best_weights(scratch)
     trainer = pl.Trainer(
         max_epochs=trainer_cfg.max_epochs,
         accelerator=trainer_cfg.accelerator,
@@ -136,8 +162,9 @@ def fit(
         deterministic=trainer_cfg.deterministic,
         logger=False,  # MLflow gets whole epochs from EpochCheckpoint: see tracking/history.py
         callbacks=[
+            *([StaysStopped(MONITOR, stopping.min_delta, stopping.patience)] if stopping.enabled else []),
+            best,  # before `epochs`: the resumable checkpoint then holds this epoch's best
             epochs,
-            Provenance(meta),
             StopOnSignal(),
             clock := FirstStepClock(),
             *([EpochMetricsBar()] if trainer_cfg.progress_bar else []),
@@ -151,10 +178,12 @@ def fit(
     resume = checkpoints is not None and epochs.path.is_file()
     trainer.fit(module, datamodule=data, ckpt_path=epochs.path if resume else None)
     interrupts.check()  # stopped early by a signal: not a finished training
+    best_epoch = load_best(net, Path(best.best_model_path))
+    stopped_epoch = len(epochs.history) - 1
     total, trainable = count_parameters(net)
-    samples = trainer.max_epochs * len(data.splits["train"][1])
+    samples = len(epochs.history) * len(data.splits["train"][1])
     flops_per_sample = training_flops_per_sample(net, manifest["input_shape"])
-    # Counts and throughput, logged once: the per-epoch metrics are already in the run.
+    # Counts, throughput and how training ended, logged once: the per-epoch metrics are in the run.
     summary = {
         "model/params": total,
         "model/trainable_params": trainable,
@@ -163,10 +192,38 @@ def fit(
         "train/samples_seen": samples,
         "train/seconds": epochs.seconds,
         "train/samples_per_second": samples / epochs.seconds,
+        "train/best_epoch": best_epoch,
+        "train/stopped_epoch": stopped_epoch,
+        # still improving when the budget ran out: no epoch of the last `patience` beat the best
+        "train/converged": float(stopped_epoch - best_epoch >= stopping.patience),
     }
     if history:
-        history.log_once(summary, step=len(epochs.history) - 1)
-    if final != epochs.path and trainer.is_global_zero:  # DDP: one process writes
+        history.log_once(summary, step=stopped_epoch)
+    if trainer.is_global_zero:  # DDP: one process writes
         with atomic_path(final) as tmp:
-            shutil.copyfile(epochs.path, tmp)
-    return FitResult(net.eval(), {**epochs.history[-1], **summary}, final, clock.at)
+            shutil.copyfile(best.best_model_path, tmp)
+        if checkpoints is None:
+            shutil.rmtree(scratch)
+    # The evaluated model's own epoch: its validation metrics, not the last epoch's.
+    metrics = {**epochs.history[best_epoch], **summary}
+    return FitResult(net.eval(), metrics, final, clock.at, epochs.history)
+
+
+def best_weights(folder: Path) -> ModelCheckpoint:
+    """Lightning's ModelCheckpoint keeping the weights of the lowest `val/loss` in `folder/best.ckpt`."""
+    return ModelCheckpoint(
+        dirpath=folder,
+        filename=BEST.removesuffix(".ckpt"),
+        monitor=MONITOR,
+        mode="min",
+        save_top_k=1,
+        save_weights_only=True,  # weights, epoch and provenance (Classifier.on_save_checkpoint)
+        enable_version_counter=False,  # one file, replaced on every new best
+    )
+
+
+def load_best(net: nn.Module, path: Path) -> int:
+    """Load the best checkpoint's weights into `net`; return the epoch they come from."""
+    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    net.load_state_dict({k.removeprefix("net."): v for k, v in checkpoint["state_dict"].items()})
+    return int(checkpoint["epoch"])

@@ -14,6 +14,7 @@ from torchmetrics import Metric
 from scalelab import interrupts
 from scalelab.errors import TrainingDiverged
 from scalelab.training.losses import loss_fn
+from scalelab.training.saved import META_KEY
 
 
 class EpochStats(Metric):
@@ -88,6 +89,7 @@ class Classifier(pl.LightningModule):
         optimizer: dict[str, Any],
         lr_schedule: str = "constant",
         max_epochs: int = 1,
+        meta: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
         self.automatic_optimization = False
@@ -97,15 +99,20 @@ class Classifier(pl.LightningModule):
         self.lr_schedule, self.max_epochs = lr_schedule, max_epochs
         self.train_stats, self.val_stats = EpochStats(num_classes), EpochStats(num_classes)
         self.epoch_metrics: dict[str, float] = {}  # the latest epoch's train/* and val/*
+        self.meta = meta or {}  # what made this model: stored in every checkpoint
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
 
-    def _log_epoch(self, split: str) -> None:
-        """Into `epoch_metrics`, which MLflow (EpochCheckpoint) and the progress bar read."""
+    def _log_epoch(self, split: str, **extra: float) -> None:
+        """Into `epoch_metrics`, which MLflow (EpochCheckpoint) and the progress bar read, and, once
+        an epoch through Lightning's own contract, into `trainer.callback_metrics`, which
+        monitoring callbacks (EarlyStopping, ModelCheckpoint(monitor=...)) read."""
         stats = getattr(self, f"{split}_stats")
-        self.epoch_metrics.update({f"{split}/{k}": float(v) for k, v in stats.compute().items()})
+        metrics = {f"{split}/{k}": float(v) for k, v in stats.compute().items()} | extra
         stats.reset()
+        self.epoch_metrics.update(metrics)
+        self.log_dict(metrics, on_step=False, on_epoch=True)
 
     def training_step(self, group: list[tuple[torch.Tensor, torch.Tensor]], _: int) -> torch.Tensor:
         """One optimiser step per batch of the group (`Grouped`): as many as a plain loop takes."""
@@ -146,14 +153,19 @@ class Classifier(pl.LightningModule):
         self.val_stats.update(logits.argmax(-1), y, loss_fn(self.loss_name, logits, y) * len(y))
 
     def on_train_epoch_end(self) -> None:
-        self._log_epoch("train")
-        self.epoch_metrics["train/lr"] = self.optimizers().param_groups[0]["lr"]  # this epoch's
+        # Monitoring callbacks run after this hook (Lightning orders them last); val/* of this
+        # epoch is already there: validation runs when the epoch's last step is done.
+        self._log_epoch("train", **{"train/lr": self.optimizers().param_groups[0]["lr"]})  # this epoch's
         if scheduler := self.lr_schedulers():
             scheduler.step()  # manual optimisation: Lightning leaves stepping to the module
 
     def on_validation_epoch_end(self) -> None:
         if not self.trainer.sanity_checking:
             self._log_epoch("val")
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Store `meta` under `META_KEY`, in weights-only checkpoints too (callbacks' hooks skip those)."""
+        checkpoint[META_KEY] = self.meta
 
     def configure_optimizers(self) -> Any:
         optimizer = instantiate(self.optimizer_cfg, params=self.parameters())

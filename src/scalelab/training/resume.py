@@ -29,7 +29,8 @@ from scalelab.training.saved import META_KEY
 if TYPE_CHECKING:
     from scalelab.tracking.history import RunHistory
 
-LAST = "last.ckpt"
+LAST = "last.ckpt"  # the latest epoch, resumable: weights, optimiser, loops, callbacks' state
+BEST = "best.ckpt"  # the weights of the lowest val/loss so far
 # Trainer settings that change speed, not the updates: a resume may change them.
 # DDP splits each batch among the processes (data/datamodule.py): the same updates, so the
 # process count is a runtime choice too.
