@@ -61,11 +61,13 @@ def test_defaults_reproduce_the_seed_recipe() -> None:
     [
         (
             {"data": {"name": "fmnist"}},
-            "data.name='fmnist' is invalid: use one of digits, fashion_mnist, mnist, spoken_digits",
+            "data.name='fmnist' is invalid: use one of digits, mnist1d, fashion_mnist, mnist, spoken_digits",
         ),
         ({"data": {"val_fraction": 1.5}}, "data.val_fraction=1.5 is invalid"),
         ({"data": {"name": "mnist"}}, "mnist has an official test split; set data.test_fraction=null"),
-        ({"model": {"size": "xxl"}}, "model.size='xxl' is invalid: use one of xs, s, m, l, xl"),
+        ({"model": {"size": "xxxl"}}, "model.size='xxxl' is invalid: use one of xs, s, m, l, xl, xxl"),
+        ({"data": {"name": "mnist1d", "test_fraction": None}, "model": {"name": "cnn"}}, "use model=mlp"),
+        ({"data": {"samples": 5000}}, "data.samples=5000 is invalid: digits is not generated; set null"),
         ({"model": {"width": 0}}, "model.width=0 is invalid"),
         (
             {"model": {"name": "cnn", "depth": 4}},

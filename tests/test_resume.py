@@ -135,7 +135,9 @@ def kill_when(repo: Path, moment: Callable[[Path], None], cmd: list[str]) -> str
     return running[0].info.run_id
 
 
-def assert_resumed_like_reference(repo: Path, killed_run: str, output: str, expected: tuple[dict, dict]) -> None:
+def assert_resumed_like_reference(
+    repo: Path, killed_run: str, output: str, expected: tuple[dict, dict]
+) -> None:
     metrics, weights = expected
     n_epochs = int(metrics["train/stopped_epoch"]) + 1  # early stopping on: often fewer than max_epochs
     assert "resuming xl-s0 after epoch" in output

@@ -23,7 +23,7 @@ from omegaconf.errors import (
 
 from scalelab.errors import ConfigError
 
-DATASETS = ("digits", "fashion_mnist", "mnist", "spoken_digits")
+DATASETS = ("digits", "mnist1d", "fashion_mnist", "mnist", "spoken_digits")
 MODELS = ("mlp", "cnn")
 ACTIVATIONS = ("relu", "gelu", "tanh")
 INITS = ("xavier_uniform", "xavier_normal", "kaiming_uniform", "kaiming_normal", "torch_default")
@@ -55,6 +55,7 @@ class DataConfig:
     test_fraction: float | None = None  # only for datasets without an official test split
     standardize: bool = False  # subtract the train mean and divide by the train std
     split_seed: int = 0  # the validation (and digits' test) split; separate from the train seed
+    samples: int | None = None  # generated datasets (mnist1d): how many to make, train + test
     audio: AudioConfig = field(default_factory=AudioConfig)  # spoken_digits only
 
 
@@ -137,7 +138,7 @@ class SweepConfig:
     """A study: which rungs and seeds `dvc repro` (or a multirun) trains, and how the law is fit."""
 
     name: str = "ladder"  # names the MLflow parent run and the multirun report folder
-    sizes: list[str] = field(default_factory=lambda: ["xs", "s", "m", "l", "xl"])
+    sizes: list[str] = field(default_factory=lambda: ["xs", "s", "m", "l", "xl", "xxl"])
     seeds: list[int] = field(default_factory=lambda: [0])
     bootstrap: int = 1000  # resamples (whole seeds per rung) for the 95% intervals; 0: none
 
@@ -201,6 +202,8 @@ def input_shape(data: DataConfig) -> list[int]:
     """The (C, H, W) shape `prepare` gives each sample of `data.name`, known before any work."""
     if data.name == "spoken_digits":
         return [1, data.audio.n_mels, data.audio.frames]  # a log-mel spectrogram as an image
+    if data.name == "mnist1d":
+        return [1, 1, 40]  # a 40-point signal
     return [1, 8, 8] if data.name == "digits" else [1, 28, 28]
 
 
@@ -234,7 +237,17 @@ def check(cfg: Config) -> None:
             d.test_fraction,
             f"{d.name} has an official test split; set data.test_fraction=null",
         )
+    if d.name == "mnist1d":
+        _require(d.samples is None or d.samples >= 100, "data.samples", d.samples, "use >= 100 or null")
+    else:
+        _require(d.samples is None, "data.samples", d.samples, f"{d.name} is not generated; set null")
     _require(m.name in MODELS, "model.name", m.name, f"use one of {', '.join(MODELS)}")
+    _require(
+        not (m.name == "cnn" and d.name == "mnist1d"),
+        "model.name",
+        m.name,
+        "model=cnn takes 2-D inputs and data=mnist1d gives 1-D signals; use model=mlp",
+    )
     _require(bool(m.ladder), "model.ladder", m.ladder, "the model needs a size ladder")
     _require(m.size in m.ladder, "model.size", m.size, f"use one of {', '.join(m.ladder)}")
     for size, rung in m.ladder.items():

@@ -63,8 +63,9 @@ def plot_misclassified(
     path: Path, x: torch.Tensor, y: torch.Tensor, logits: torch.Tensor, class_names: list[str], title: str,
     count: int = 16,
 ) -> list[int]:  # fmt: skip
-    """The `count` test inputs the model got wrong most confidently, as a PNG grid: images, or
-    spectrograms (mel bands up, time across), each titled `true -> predicted (confidence)`.
+    """The `count` test inputs the model got wrong most confidently, as a PNG grid: images,
+    spectrograms (mel bands up, time across) or 1-D signals (curves), each titled
+    `true -> predicted (confidence)`.
     Returns their indices, most confident first."""
     import matplotlib
 
@@ -84,12 +85,17 @@ def plot_misclassified(
     for ax in axes.flat:
         ax.axis("off")
     for ax, i in zip(axes.flat, worst, strict=False):
-        ax.imshow(
-            x[i, 0].numpy(),
-            cmap="magma" if wide else "gray",
-            origin="lower" if wide else "upper",
-            aspect="auto",
-        )
+        if x.shape[-2] == 1:  # a 1-D signal (mnist1d): draw it as a curve
+            ax.axis("on")
+            ax.plot(x[i, 0, 0].numpy(), color="C0")
+            ax.set_xticks([])
+        else:
+            ax.imshow(
+                x[i, 0].numpy(),
+                cmap="magma" if wide else "gray",
+                origin="lower" if wide else "upper",
+                aspect="auto",
+            )
         ax.set_title(f"{class_names[y[i]]} -> {class_names[predicted[i]]} ({confidence[i]:.2f})", fontsize=8)
     if not worst:
         axes.flat[0].text(0.5, 0.5, "no test input misclassified", ha="center", va="center")

@@ -135,3 +135,18 @@ def test_a_split_too_small_for_every_class_is_a_config_error(tiny_idx, monkeypat
     with pytest.raises(ConfigError, match=r"data.val_fraction=0.1 splits 40 samples 36/4, fewer than the 10"):
         prepare(DataConfig(name="mnist", root=str(root), val_fraction=0.1))
     assert not Path("data/prepared/mnist").exists()
+
+
+def test_mnist1d_is_generated_offline_split_and_reproducible() -> None:
+    before = np.random.get_state()[1].copy()
+    out = prepare(DataConfig(name="mnist1d", samples=500, val_fraction=0.1))
+    assert np.array_equal(np.random.get_state()[1], before), "numpy's global random state left alone"
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["input_shape"] == [1, 1, 40] and manifest["num_classes"] == 10
+    counts = {split: manifest["splits"][split]["count"] for split in prepared.SPLITS}
+    assert counts == {"train": 360, "val": 40, "test": 100}, "the generator's 80/20, then validation"
+    x, y = prepared.load_split(out, "train")
+    assert x.dtype == torch.float32 and x.shape == (360, 1, 1, 40) and set(y.tolist()) == set(range(10))
+    first = manifest["fingerprint"]
+    again = json.loads((prepare(DataConfig(name="mnist1d", samples=500)) / "manifest.json").read_text())
+    assert again["fingerprint"] == first, "the same samples every time"

@@ -51,17 +51,34 @@ def test_training_flops_of_the_smallest_rung_by_hand() -> None:
     assert training_flops_per_sample(net, [1, 28, 28]) == 633_792 + 1_211_136
 
 
-@pytest.mark.parametrize("family", ["mlp", "cnn"])
-def test_ladder_comments_in_conf_state_the_true_counts(family: str) -> None:
-    text = (ROOT / f"conf/model/{family}.yaml").read_text()
-    rows = re.findall(r"^\s+(\w+): \{width: (\d+), depth: (\d+)\}\s+#\s+([\d,]+) params", text, re.M)
+# Every ladder documented in conf/, with the input shapes its count columns are for.
+LADDERS = [
+    ("conf/model/mlp.yaml", "mlp", [[1, 8, 8], [1, 28, 28]]),
+    ("conf/model/cnn.yaml", "cnn", [[1, 28, 28]]),
+    ("conf/experiment/mnist1d_mlp.yaml", "mlp", [[1, 1, 40]]),
+]
+
+
+@pytest.mark.parametrize(("path", "family", "shapes"), LADDERS, ids=[p for p, _, _ in LADDERS])
+def test_ladder_comments_in_conf_state_the_true_counts(
+    path: str, family: str, shapes: list[list[int]]
+) -> None:
+    text = (ROOT / path).read_text()
+    rows = re.findall(r"^\s+(\w+): \{width: (\d+), depth: (\d+)\}\s+#([\d,| ]+) params", text, re.M)
     assert len(rows) >= 5
     ladder = {size: RungConfig(int(width), int(depth)) for size, width, depth, _ in rows}
     for size, _, _, documented in rows:
-        net = build(ModelConfig(name=family, size=size, ladder=ladder), [1, 28, 28], 10)
-        assert count_parameters(net)[0] == int(documented.replace(",", "")), size
-    counts = [int(r[3].replace(",", "")) for r in rows]
-    assert counts == sorted(counts) and counts[-1] / counts[0] >= 100, "two orders of magnitude"
+        columns = [int(c.replace(",", "")) for c in documented.split("|")]
+        assert len(columns) == len(shapes), size
+        for shape, count in zip(shapes, columns, strict=True):
+            net = build(ModelConfig(name=family, size=size, ladder=ladder), shape, 10)
+            assert count_parameters(net)[0] == count, (size, shape)
+            if family == "mlp":  # a bottleneck rung would measure the bottleneck, not the size
+                widths = [m.out_features for m in net.modules() if isinstance(m, torch.nn.Linear)]
+                assert min(widths) >= 10, (size, widths)
+    counts = [int(r[3].split("|")[-1].replace(",", "")) for r in rows]
+    # 28x28 inputs make the MLP's first layer dominate: its ladder spans 1.7 orders there
+    assert counts == sorted(counts) and counts[-1] / counts[0] >= 50
 
 
 def test_counting_flops_leaves_a_trained_network_untouched() -> None:

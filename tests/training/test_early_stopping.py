@@ -56,7 +56,9 @@ def val_loss(net: torch.nn.Module, digits: Path) -> float:
     return float(loss_fn("cross_entropy", predict(net, x), y))
 
 
-def test_callback_metrics_hold_every_epochs_metrics_for_lightnings_callbacks(digits: Path, tmp_path: Path) -> None:
+def test_callback_metrics_hold_every_epochs_metrics_for_lightnings_callbacks(
+    digits: Path, tmp_path: Path
+) -> None:
     peek = CallbackMetrics()
     result = train(digits, tmp_path, dataclasses.replace(OVERFITS, max_epochs=3), callbacks=[peek])
     assert len(peek.seen) == 3

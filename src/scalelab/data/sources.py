@@ -1,4 +1,5 @@
-"""Where raw datasets come from: scikit-learn's digits, or IDX files found locally or downloaded.
+"""Where raw datasets come from: scikit-learn's digits, MNIST-1D's generator, or IDX files found
+locally or downloaded.
 
 IDX datasets resolve their files in a fixed order: `data.root`, then `data.system_dir` (e.g.
 Debian's `dataset-fashion-mnist`), then an earlier download in `data.download_dir/<name>/`,
@@ -72,22 +73,25 @@ IDX_DATASETS: dict[str, IdxSpec] = {
 
 @dataclass(frozen=True)
 class RawDataset:
-    """Images as uint8 (N, H, W) with int64 labels; `test_*` is None without an official split."""
+    """Images (N, H, W), uint8 (or float32 signals) with int64 labels; `test_*` is None without an
+    official split."""
 
     train_x: np.ndarray
     train_y: np.ndarray
     test_x: np.ndarray | None
     test_y: np.ndarray | None
-    max_value: int  # the brightest pixel value: 255 for IDX, 16 for digits
+    max_value: int  # the brightest pixel value: 255 for IDX, 16 for digits, 1 for float signals
     class_names: tuple[str, ...]
     origin: str  # where the files were read from
     inputs: dict[str, str]  # input name -> SHA-256
 
 
 def load(cfg: DataConfig) -> RawDataset:
-    """Load the raw dataset `cfg.name` from wherever it is found first."""
+    """Load the raw dataset `cfg.name` from wherever it is found first (or generate it)."""
     if cfg.name == "digits":
         return _load_digits()
+    if cfg.name == "mnist1d":
+        return _generate_mnist1d(cfg.samples or MNIST1D_SAMPLES)
     spec = IDX_DATASETS[cfg.name]
     folder = locate(cfg, spec)
     arrays = {}
@@ -122,6 +126,39 @@ def _load_digits() -> RawDataset:
         class_names=DIGIT_NAMES,
         origin="sklearn.datasets.load_digits",
         inputs={"digits": idx.sha256(images.tobytes() + labels.tobytes())},
+    )
+
+
+MNIST1D_SAMPLES = 5000  # the package's (and the paper's) size: 4,000 train, 1,000 test
+
+
+def _generate_mnist1d(samples: int) -> RawDataset:
+    """MNIST-1D (Greydanus & Kobak 2024): ten 1-D templates, each sample padded, shifted,
+    scaled, sheared and noised, 40 points long, generated offline by the `mnist1d` package with
+    its default settings (seed 42) and its own train/test split (80/20).
+
+    Signals are stored as float32 (N, 1, 40), standardised as the generator leaves them.
+    """
+    from mnist1d.data import get_dataset_args, make_dataset
+
+    args = get_dataset_args()
+    args.num_samples = samples
+    state = np.random.get_state()  # the generator seeds numpy's global state: leave it as it was
+    try:
+        made = make_dataset(args)
+    finally:
+        np.random.set_state(state)
+    x, test_x = (made[k].astype(np.float32)[:, None, :] for k in ("x", "x_test"))
+    y, test_y = (made[k].astype(np.int64) for k in ("y", "y_test"))
+    return RawDataset(
+        train_x=x,
+        train_y=y,
+        test_x=test_x,
+        test_y=test_y,
+        max_value=1,  # already standardised: no pixel scale to divide by
+        class_names=DIGIT_NAMES,
+        origin=f"mnist1d.data.make_dataset(num_samples={samples}, seed={args.seed})",
+        inputs={"mnist1d": idx.sha256(b"".join(a.tobytes() for a in (x, y, test_x, test_y)))},
     )
 
 
