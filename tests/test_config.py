@@ -46,12 +46,15 @@ def test_params_yaml_is_the_composition_of_conf(tmp_path: Path) -> None:
     )
 
 
-def test_defaults_reproduce_the_seed_recipe() -> None:
+def test_defaults_reproduce_the_seed_recipe_with_its_epochs_as_a_budget() -> None:
     config = load_config(yaml.safe_load((ROOT / "params.yaml").read_text()))
     assert config.data.name == "digits"
     assert config.model.ladder[config.model.size].width == 256
     assert config.trainer.batch_size == 128
-    assert config.trainer.max_epochs == 10
+    # the seed's 10 epochs stay trainer=default's; the default study (experiment=digits_mlp)
+    # gives each rung a budget of 100 that early stopping ends
+    assert yaml.safe_load((ROOT / "conf/trainer/default.yaml").read_text())["max_epochs"] == 10
+    assert config.trainer.max_epochs == 100 and config.trainer.early_stopping.enabled
     assert config.trainer.optimizer == {"_target_": "torch.optim.Adam", "lr": 0.001, "fused": True}
     assert config.trainer.loss == "cross_entropy"
 
@@ -68,6 +71,14 @@ def test_defaults_reproduce_the_seed_recipe() -> None:
         ({"model": {"size": "xxxl"}}, "model.size='xxxl' is invalid: use one of xs, s, m, l, xl, xxl"),
         ({"data": {"name": "mnist1d", "test_fraction": None}, "model": {"name": "cnn"}}, "use model=mlp"),
         ({"data": {"samples": 5000}}, "data.samples=5000 is invalid: digits is not generated; set null"),
+        (
+            {"trainer": {"lr_scaling": "sqrt"}},
+            "trainer.lr_scaling='sqrt' is invalid: use one of constant, mup",
+        ),
+        (
+            {"trainer": {"lr_scaling": "mup", "optimizer": {"lr": None}}},
+            "mup scales trainer.optimizer.lr, so set one",
+        ),
         ({"model": {"width": 0}}, "model.width=0 is invalid"),
         (
             {"model": {"name": "cnn", "depth": 4}},
