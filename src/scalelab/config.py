@@ -29,6 +29,7 @@ ACTIVATIONS = ("relu", "gelu", "tanh")
 INITS = ("xavier_uniform", "xavier_normal", "kaiming_uniform", "kaiming_normal", "torch_default")
 LOSSES = ("cross_entropy", "mse")
 LR_SCHEDULES = ("constant", "cosine")
+LR_SCALINGS = ("constant", "mup")
 
 
 @dataclass
@@ -114,6 +115,10 @@ class TrainerConfig:
     # towards 0 at max_epochs, so each size is measured at the end of its training rather than
     # at a random point of its noise (Hoffmann et al. 2022, App. B: one cycle per training).
     lr_schedule: str = "constant"
+    # "constant": optimizer.lr for every parameter of every rung. "mup": μP's rule for Adam
+    # (training/width_scaling.py): hidden and readout weights at lr * base_width / width.
+    lr_scaling: str = "constant"
+    base_width: int = 256  # the width at which optimizer.lr holds (the seed's 256, with Adam 1e-3)
     early_stopping: EarlyStoppingConfig = field(default_factory=EarlyStoppingConfig)
     accelerator: str = "cpu"
     devices: int = 1  # processes (CPU) or GPUs; with strategy=ddp, batch_size is split among them
@@ -282,7 +287,20 @@ def check(cfg: Config) -> None:
         t.optimizer,
         "give a _target_, e.g. torch.optim.Adam",
     )
+    _require(
+        t.lr_scaling in LR_SCALINGS,
+        "trainer.lr_scaling",
+        t.lr_scaling,
+        f"use one of {', '.join(LR_SCALINGS)}",
+    )
+    _require(t.base_width >= 1, "trainer.base_width", t.base_width, "use >= 1")
     lr = t.optimizer.get("lr")
+    _require(
+        t.lr_scaling == "constant" or lr is not None,
+        "trainer.lr_scaling",
+        t.lr_scaling,
+        "mup scales trainer.optimizer.lr, so set one (e.g. trainer.optimizer.lr=1e-3)",
+    )
     _require(
         lr is None or (isinstance(lr, int | float) and 0 < lr <= 10),
         "trainer.optimizer.lr",

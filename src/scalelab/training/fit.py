@@ -20,8 +20,9 @@ from scalelab import interrupts
 from scalelab.atomic import atomic_path
 from scalelab.config import ModelConfig, TrainerConfig
 from scalelab.data.datamodule import PreparedDataModule
-from scalelab.models import build, count_parameters
+from scalelab.models import build, count_parameters, rung
 from scalelab.models.flops import training_flops_per_sample
+from scalelab.training import width_scaling
 from scalelab.training.checkpoint import AtomicCheckpointIO
 from scalelab.training.module import Classifier, EpochMetricsBar
 from scalelab.training.precision import LeanPrecision
@@ -131,6 +132,10 @@ def fit(
         torch.set_num_threads(threads)
     manifest = data.manifest
     net = build(model_cfg, manifest["input_shape"], manifest["num_classes"])
+    width_ratio = None
+    if trainer_cfg.lr_scaling == "mup":
+        width_scaling.zero_readout(net)
+        width_ratio = rung(model_cfg).width / trainer_cfg.base_width
     meta = {**identity(model_cfg, trainer_cfg, manifest, seed), "loss": trainer_cfg.loss, "run_id": run_id}
     module = Classifier(
         net,
@@ -140,6 +145,7 @@ def fit(
         trainer_cfg.lr_schedule,
         trainer_cfg.max_epochs,
         meta,
+        width_ratio,
     )
     history = None
     if run_id and tracking_uri:

@@ -13,6 +13,7 @@ from torchmetrics import Metric
 
 from scalelab import interrupts
 from scalelab.errors import TrainingDiverged
+from scalelab.training import width_scaling
 from scalelab.training.losses import loss_fn
 from scalelab.training.saved import META_KEY
 
@@ -90,6 +91,7 @@ class Classifier(pl.LightningModule):
         lr_schedule: str = "constant",
         max_epochs: int = 1,
         meta: dict[str, Any] | None = None,
+        width_ratio: float | None = None,
     ) -> None:
         super().__init__()
         self.automatic_optimization = False
@@ -100,6 +102,7 @@ class Classifier(pl.LightningModule):
         self.train_stats, self.val_stats = EpochStats(num_classes), EpochStats(num_classes)
         self.epoch_metrics: dict[str, float] = {}  # the latest epoch's train/* and val/*
         self.meta = meta or {}  # what made this model: stored in every checkpoint
+        self.width_ratio = width_ratio  # width / base_width under μP (width_scaling.py); None: off
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
@@ -168,7 +171,12 @@ class Classifier(pl.LightningModule):
         checkpoint[META_KEY] = self.meta
 
     def configure_optimizers(self) -> Any:
-        optimizer = instantiate(self.optimizer_cfg, params=self.parameters())
+        if self.width_ratio is None:
+            optimizer = instantiate(self.optimizer_cfg, params=self.parameters())
+        else:
+            lr = self.optimizer_cfg["lr"]
+            groups = width_scaling.param_groups(self.net, lr, self.width_ratio)
+            optimizer = instantiate({**self.optimizer_cfg, "_partial_": True})(groups)
         if self.lr_schedule == "constant":
             return optimizer
         # cosine: optimizer.lr in epoch 0, then down to ~0 in the last epoch; Lightning saves and
