@@ -14,7 +14,13 @@ from tests.conftest import run, run_queue, speech_subset
 
 pytestmark = pytest.mark.slow
 
-TINY = ["sweep.sizes=[xs,s]", "trainer.max_epochs=2", "sweep.bootstrap=20", "trainer.progress_bar=false"]
+TINY = [
+    "sweep.sizes=[xs,s]",
+    "sweep.seeds=[0]",
+    "trainer.max_epochs=2",
+    "sweep.bootstrap=20",
+    "trainer.progress_bar=false",
+]
 
 
 def study_runs(project: Path, experiment: str) -> list:

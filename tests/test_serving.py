@@ -21,7 +21,13 @@ from tests.conftest import free_port, run, run_env, speech_subset
 
 pytestmark = pytest.mark.slow
 
-TINY = ["sweep.sizes=[xs,s,m]", "trainer.max_epochs=3", "sweep.bootstrap=20", "trainer.progress_bar=false"]
+TINY = [
+    "sweep.sizes=[xs,s,m]",
+    "sweep.seeds=[0]",
+    "trainer.max_epochs=3",
+    "sweep.bootstrap=20",
+    "trainer.progress_bar=false",
+]
 
 
 def serve(project: Path, model_uri: str) -> tuple[subprocess.Popen, str]:
