@@ -57,6 +57,11 @@ def test_joblib_multirun_gives_a_parent_with_evaluated_children_and_a_fit(projec
     study = json.loads((project / "reports/sweeps/ladder/scaling.json").read_text())
     assert study["sizes"] == ["xs", "m", "l"]
     assert parent.data.metrics["loss_vs_params/alpha"] == pytest.approx(study["loss_vs_params"]["alpha"])
+    # three rungs cannot be held out from: the verdict says so everywhere the study is reported
+    assert study["credible"] is False and "no_holdout" in study["flags"]
+    assert f"sweep ladder: {study['verdict']}" in result.stdout
+    assert parent.data.tags["mlflow.note.content"].startswith(f"**{study['verdict']}**")
+    assert parent.data.tags["scaling.credible"] == "false"
     assert not (project / "outputs").exists()
 
 

@@ -162,6 +162,7 @@ class SweepCallback(Callback):
         out = paths.REPORTS / "sweeps" / task.sweep.name
         files = write_study(study, out)
         sweeps.finish_parent(task, parent, study.summary(), markdown(study), files)
+        print(f"sweep {task.sweep.name}: {study.verdict.headline()}")
         print(registry.describe(registry.register_champion(task, study.records), task))
         for note in study.notes:
             log.warning("sweep %s: %s", task.sweep.name, note)
