@@ -27,8 +27,8 @@ def compose_error(override: str) -> Exception:
         ("model=transformer", "model=transformer is invalid: use one of cnn, mlp"),
         (
             "experiment=fashion",
-            "experiment=fashion is invalid: use one of fashion_cnn, fashion_mlp, mnist1d_mlp, mnist_mlp, "
-            "spoken_digits_cnn",
+            "experiment=fashion is invalid: use one of digits_mlp, fashion_cnn, fashion_mlp, mnist1d_mlp, "
+            "mnist_mlp, spoken_digits_cnn",
         ),
         ("trainer.max_epoch=3", "trainer.max_epoch is not a setting: did you mean trainer.max_epochs?"),
         ("seed=x", "seed='x' is invalid: Value 'x' of type 'str' could not be converted to Integer"),
