@@ -71,7 +71,9 @@ def test_dvc_repro_runs_the_ladder_and_the_fit_then_caches(project: Path) -> Non
     data = child.data
     assert data.metrics["test/acc"] == pytest.approx(metrics["test/acc"])
     assert (
-        data.metrics["model/params"] == trained["model/params"] == 64 * 64 + 64 + 64 * 32 + 32 + 32 * 10 + 10
+        data.metrics["model/params"]
+        == trained["model/params"]
+        == 64 * 128 + 128 + 128 * 64 + 64 + 64 * 10 + 10
     )
     assert data.metrics["train/flops"] == trained["train/flops"] > 6 * 4 * trained["train/samples_seen"]
     assert len(client.get_metric_history(run_id, "val/loss")) == 5, "one point per epoch"
@@ -133,7 +135,7 @@ def test_dvc_exp_run_recomposes_params_from_conf(project: Path) -> None:
     assert params["model"]["ladder"]["l"]["width"] == 256, "the rest comes from conf/"
     assert params["sweep"]["bootstrap"] == 1000, "not the TINY override: -S recomposes from conf/"
     study = json.loads((project / "reports/scaling.json").read_text())
-    assert study["sizes"] == ["s"] and "no fit" in study["notes"][0]
+    assert study["sizes"] == ["s"] and study["reasons"] == ["1 rung finished; a law needs 3 or more"]
 
 
 def test_dvc_exp_run_refuses_a_mistyped_value_before_running(project: Path) -> None:

@@ -50,7 +50,8 @@ def judge(rungs: list[Rung], fit: LadderFit | None, holdout: dict[str, Any] | No
     """Run every check on a ladder (rungs ordered by size), its law and its held-out test."""
     verdict = Verdict()
     if fit is None:
-        verdict.fail("too_few_rungs", f"{len(rungs)} rungs finished; a law needs 3 or more")
+        counted = f"{len(rungs)} rung{'' if len(rungs) == 1 else 's'}"
+        verdict.fail("too_few_rungs", f"{counted} finished; a law needs 3 or more")
     else:
         _bounds(verdict, fit)
         best = min(rungs, key=lambda r: r.mean_loss)
