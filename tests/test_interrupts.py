@@ -42,6 +42,7 @@ def test_a_signalled_training_ends_its_run_killed(project: Path, sig: signal.Sig
             "pipelines.train",
             "model.size=xl",
             "trainer.max_epochs=1000",
+            "trainer.early_stopping.enabled=false",  # so it is still training when signalled
             "trainer.progress_bar=false",
         ],
         project,

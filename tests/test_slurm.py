@@ -152,7 +152,8 @@ def test_a_cancelled_job_fails_its_run_and_the_sweep_names_it(
     cluster_project: Path, slurm: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Long enough that `s` is still training when cancelled (xs alone takes ~20 s here).
-    cmd = ["python", "-m", "pipelines.train", "-m", "model.size=xs,s", "trainer.max_epochs=400", *SWEEP]
+    long = ["trainer.max_epochs=400", "trainer.early_stopping.enabled=false"]
+    cmd = ["python", "-m", "pipelines.train", "-m", "model.size=xs,s", *long, *SWEEP]
     for name, value in slurm.items():
         monkeypatch.setenv(name, value)
     sweep = start(cmd, cluster_project)
