@@ -1,7 +1,7 @@
 """Benchmark: what the pipeline costs around the training itself.
 
 From a fresh `git clone` of this repository (committed state; the .venv is reused):
-the whole default `dvc repro` (digits, the 5-rung ladder and its fit), a no-op `dvc repro`
+the whole default `dvc repro` (MNIST-1D, 7 rungs x 3 seeds and the fit), a no-op `dvc repro`
 right after, and the time from launching `python -m pipelines.train` to its first
 optimiser step.
 
@@ -36,7 +36,7 @@ def first_step_seconds(repo: Path) -> float:
         ],
         repo,
     )
-    run = json.loads((repo / "reports/runs/xs-s7/run.json").read_text())
+    run = json.loads((repo / "reports/train/xs/s7/run.json").read_text())
     return run["first_step_at"] - start
 
 
@@ -51,7 +51,7 @@ def main() -> None:
     print(
         table(
             [
-                ("default dvc repro (clean clone)", f"{full:.1f} s  (target <= 60)"),
+                ("default dvc repro (clean clone)", f"{full:.1f} s  (target <= 120)"),
                 ("no-op dvc repro", f"{noop:.2f} s  (target <= 1.5)"),
                 ("command start -> first step", f"{first:.2f} s  (target <= 3)"),
             ]

@@ -1,4 +1,5 @@
-"""Stage `evaluate`: score models/<size>-s<seed>/ on the test split; report it and log to MLflow."""
+"""Stage `evaluate`: score models/<size>/s<seed>/ (each seed of the study with all_seeds=true) on
+the test split; report it and log to MLflow."""
 
 from scalelab.process import collects_after_startup, hold_collection, run_then_exit_quickly
 
@@ -18,8 +19,9 @@ from scalelab.evaluation import evaluate_run
 @exit_on_user_error
 def main(cfg: DictConfig) -> None:
     config = load_config(cfg)
-    metrics = evaluate_run(config)
-    print(f"evaluated {config.model.size}-s{config.seed}: test/acc={metrics['test/acc']:.4f}")
+    for seed in config.seeds():
+        metrics = evaluate_run(config.for_seed(seed))
+        print(f"evaluated {config.model.size}-s{seed}: test/acc={metrics['test/acc']:.4f}")
 
 
 if __name__ == "__main__":

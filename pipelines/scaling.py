@@ -23,7 +23,8 @@ def main(cfg: DictConfig) -> None:
     config = load_config(cfg)
     study = analyse(collect(config.sweep.sizes, config.sweep.seeds), config.sweep.bootstrap)
     files = write_study(study, paths.REPORTS)
-    parent = sweeps.study_parent(config, [r.run_id for r in study.records if r.run_id])
+    runs = {r.run_id for r in study.records if r.run_id} | {t for r in study.records for t in r.trial_run_ids}
+    parent = sweeps.study_parent(config, sorted(runs))
     sweeps.finish_parent(config, parent, study.summary(), markdown(study), files)
     print(markdown(study))
     print(registry.describe(registry.register_champion(config, study.records), config))

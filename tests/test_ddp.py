@@ -31,8 +31,8 @@ def test_two_processes_train_one_run_like_one_process(tmp_path: Path) -> None:
     run(["python", "-m", "pipelines.prepare"], project)
     ddp = run([*TRAIN, "trainer=ddp"], project)
     assert "Starting with 2 processes" in ddp.stdout + ddp.stderr
-    ddp_weights = torch.load(project / "models/m-s0/model.ckpt", weights_only=True)["state_dict"]
-    net, _ = load_network(project / "models/m-s0/model.ckpt")
+    ddp_weights = torch.load(project / "models/m/s0/model.ckpt", weights_only=True)["state_dict"]
+    net, _ = load_network(project / "models/m/s0/model.ckpt")
     run(TRAIN, project)
 
     client = MlflowClient(f"sqlite:///{project}/mlflow.db")
@@ -56,6 +56,6 @@ def test_two_processes_train_one_run_like_one_process(tmp_path: Path) -> None:
     # Each process steps on its half of every batch: the same updates as one process, within noise.
     assert multi.data.metrics["val/acc"] == pytest.approx(single.data.metrics["val/acc"], abs=0.02)
     assert multi.data.metrics["val/loss"] == pytest.approx(single.data.metrics["val/loss"], rel=0.02)
-    one_weights = torch.load(project / "models/m-s0/model.ckpt", weights_only=True)["state_dict"]
+    one_weights = torch.load(project / "models/m/s0/model.ckpt", weights_only=True)["state_dict"]
     assert all(torch.allclose(ddp_weights[k], one_weights[k], atol=0.02) for k in one_weights)
     assert not list((project / "checkpoints").iterdir()), "rank zero cleaned up after the finished run"

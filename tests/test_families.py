@@ -43,7 +43,7 @@ def test_speech_study_through_dvc_repro_reports_accuracy_per_speaker(project: Pa
     manifest = json.loads((project / "data/prepared/spoken_digits/manifest.json").read_text())
     assert manifest["input_shape"] == [1, 32, 64] and manifest["splits"]["test"]["count"] == 40
     for size in ("xs", "s"):
-        reports = project / f"reports/runs/{size}-s0"
+        reports = project / f"reports/runs/{size}/s0"
         with (reports / "accuracy_by_group.csv").open() as table:
             rows = [r for r in csv.DictReader(table) if r["by"] == "speaker"]
         assert [(r["group"], r["count"]) for r in rows] == [("jackson", "20"), ("theo", "20")]

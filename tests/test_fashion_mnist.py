@@ -32,5 +32,5 @@ def test_seed_mlp_reaches_088_on_fashion_mnist(project: Path, fashion_available:
         "test": 10_000,
     }
     assert manifest["origin"] == str(SYSTEM_DIR)
-    metrics = json.loads((project / "reports/runs/l-s0/metrics.json").read_text())
+    metrics = json.loads((project / "reports/runs/l/s0/metrics.json").read_text())
     assert metrics["test/acc"] >= 0.88

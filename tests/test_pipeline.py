@@ -32,15 +32,15 @@ def repro(repo: Path) -> str:
 def test_dvc_repro_runs_the_ladder_and_the_fit_then_caches(project: Path) -> None:
     compose(project)
     output = repro(project)
-    for stage in ("prepare", "train@xs-0", "train@l-0", "evaluate@m-0", "scaling"):
+    for stage in ("prepare", "train@xs", "train@l", "evaluate@m", "scaling"):
         assert f"Running stage '{stage}'" in output
 
     reports = project / "reports"
-    metrics = json.loads((reports / "runs/m-s0/metrics.json").read_text())
-    trained = json.loads((reports / "runs/m-s0/train_metrics.json").read_text())
+    metrics = json.loads((reports / "runs/m/s0/metrics.json").read_text())
+    trained = json.loads((reports / "train/m/s0/train_metrics.json").read_text())
     assert metrics["test/acc"] > 0.7, "5 epochs of the m MLP learn digits"
-    assert (reports / "runs/m-s0/confusion.png").stat().st_size > 10_000
-    assert (reports / "runs/m-s0/predictions.csv").read_text().startswith("actual,predicted\n")
+    assert (reports / "runs/m/s0/confusion.png").stat().st_size > 10_000
+    assert (reports / "runs/m/s0/predictions.csv").read_text().startswith("actual,predicted\n")
     study = json.loads((reports / "scaling.json").read_text())
     assert study["sizes"] == ["xs", "m", "l"] and study["missing"] == []
     assert study["loss_vs_params"]["alpha"] > 0
@@ -106,7 +106,7 @@ def test_dvc_repro_runs_the_ladder_and_the_fit_then_caches(project: Path) -> Non
     compose(project, "model.ladder.m.width=48")
     output = repro(project)
     ran = {line.split("'")[1] for line in output.splitlines() if line.startswith("Running stage")}
-    assert ran == {"train@m-0", "evaluate@m-0", "scaling"}
+    assert ran == {"train@m", "evaluate@m", "scaling"}
     # A new m run makes a new study: a new parent takes the three runs it was fitted to.
     newest = client.search_runs(
         [experiment.experiment_id], "attributes.run_name = 'ladder'", order_by=["attributes.start_time DESC"]
@@ -127,15 +127,26 @@ def commit_all(repo: Path) -> None:
 def test_dvc_exp_run_recomposes_params_from_conf(project: Path) -> None:
     compose(project)
     commit_all(project)
-    overrides = ["sweep.sizes=[s]", "trainer.max_epochs=2", "trainer.progress_bar=false"]
+    overrides = ["sweep.sizes=[s]", "sweep.seeds=[0,1]", "trainer.max_epochs=2", "trainer.progress_bar=false"]
     result = run(["dvc", "exp", "run", *[a for o in overrides for a in ("-S", o)]], project)
-    assert "Running stage 'train@s-0'" in result.stdout + result.stderr
+    output = result.stdout + result.stderr
+    assert output.count("Running stage 'train@s'") == 1, "one stage, one process, for the rung's seeds"
+    assert "trained s-s0" in output and "trained s-s1" in output and "evaluated s-s1" in output
+    assert sorted(p.name for p in (project / "models/s").iterdir()) == ["s0", "s1"]
     params = yaml.safe_load((project / "params.yaml").read_text())
     assert params["sweep"]["sizes"] == ["s"] and params["trainer"]["max_epochs"] == 2
     assert params["model"]["ladder"]["l"]["width"] == 256, "the rest comes from conf/"
     assert params["sweep"]["bootstrap"] == 1000, "not the TINY override: -S recomposes from conf/"
     study = json.loads((project / "reports/scaling.json").read_text())
-    assert study["sizes"] == ["s"] and study["reasons"][0] == "1 rung finished; a law needs 3 or more"
+    assert study["sizes"] == ["s"] and study["runs"] == 2
+    assert study["reasons"][0] == "1 rung finished; a law needs 3 or more"
+
+    # Settings that cannot change a model (runtime-only ones, where runs are recorded) rerun no
+    # training and no evaluation.
+    runtime = ["trainer.progress_bar=true", "trainer.num_threads=1", "tracking.log_model=false"]
+    again = run(["dvc", "exp", "run", *[a for o in [*overrides, *runtime] for a in ("-S", o)]], project)
+    assert "Running stage 'train@" not in again.stdout + again.stderr
+    assert "Running stage 'evaluate@" not in again.stdout + again.stderr
 
 
 def test_dvc_exp_run_refuses_a_mistyped_value_before_running(project: Path) -> None:

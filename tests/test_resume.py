@@ -43,9 +43,9 @@ def store(repo: Path) -> MlflowClient:
 
 def outcome(repo: Path) -> tuple[str, dict[str, float], dict[str, torch.Tensor]]:
     """Run id, final metrics (timings left out) and weights of the last finished xl training."""
-    reports = repo / "reports/runs/xl-s0"
+    reports = repo / "reports/train/xl/s0"
     metrics = json.loads((reports / "train_metrics.json").read_text())
-    weights = torch.load(repo / "models/xl-s0" / CHECKPOINT_FILE, weights_only=True)["state_dict"]
+    weights = torch.load(repo / "models/xl/s0" / CHECKPOINT_FILE, weights_only=True)["state_dict"]
     run_id = json.loads((reports / "run.json").read_text())["run_id"]
     return run_id, {k: v for k, v in metrics.items() if k not in TIMING}, weights
 
@@ -195,11 +195,11 @@ def test_a_training_killed_while_its_model_uploads_ends_with_one_complete_model(
 def test_dvc_repro_resumes_after_sigkill(repo: Path) -> None:
     expected = reference(repo, OVERRIDES)
     run(["python", "-m", "scalelab.params_file", *OVERRIDES], repo)
-    repro = ["dvc", "repro", "train@xl-0"]
+    repro = ["dvc", "repro", "train@xl"]
     killed_run = kill_when(repo, mid_epoch, repro)
     result = run(repro, repo)
     assert_resumed_like_reference(repo, killed_run, result.stdout + result.stderr, expected)
-    assert "Stage 'train@xl-0' didn't change" in run(repro, repo).stdout
+    assert "Stage 'train@xl' didn't change" in run(repro, repo).stdout
 
 
 def test_a_changed_config_never_resumes_another_trainings_checkpoint(repo: Path) -> None:
@@ -244,7 +244,7 @@ def test_a_queued_dvc_experiment_resumes_after_sigkill(tmp_path: Path) -> None:
     run(["git", "commit", "-qm", "pipeline"], project)
     settings = [f"-S{o}" for o in overrides if not o.startswith("model.size=")]
 
-    run(["dvc", "exp", "run", "--queue", "-n", "killed", *settings, "train@xl-0"], project)
+    run(["dvc", "exp", "run", "--queue", "-n", "killed", *settings, "train@xl"], project)
     start_queue(project, workers=1)
     mid_epoch(project)  # the queued training has checkpointed and goes on
     [pid] = training_pids("model.size=xl", under=project.resolve())
@@ -257,13 +257,13 @@ def test_a_queued_dvc_experiment_resumes_after_sigkill(tmp_path: Path) -> None:
     [killed_run] = [r.info.run_id for r in running]
     assert checkpoint_file(project) is not None, "the checkpoint outlives the experiment's temp copy"
 
-    run(["dvc", "exp", "run", "--queue", "-n", "resumed", *settings, "train@xl-0"], project)
+    run(["dvc", "exp", "run", "--queue", "-n", "resumed", *settings, "train@xl"], project)
     assert "Success" in run_queue(project, workers=1)
     logs = run(["dvc", "queue", "logs", "resumed"], project).stdout
     # The experiment's results, into the workspace (only xl was trained: `dvc exp apply` would
     # look for the other rungs' outputs too)
     run(["dvc", "exp", "branch", "resumed", "resumed"], project)
-    run(["git", "checkout", "resumed", "--", "params.yaml", "dvc.lock", "reports/runs/xl-s0"], project)
-    run(["dvc", "checkout", "train@xl-0"], project)
-    assert json.loads((project / "reports/runs/xl-s0/run.json").read_text())["run_id"] == killed_run
+    run(["git", "checkout", "resumed", "--", "params.yaml", "dvc.lock", "reports/train/xl"], project)
+    run(["dvc", "checkout", "train@xl"], project)
+    assert json.loads((project / "reports/train/xl/s0/run.json").read_text())["run_id"] == killed_run
     assert_resumed_like_reference(project, killed_run, logs, expected)

@@ -80,13 +80,13 @@ def test_the_champion_is_registered_and_served_with_the_evaluated_predictions(
     # The champion is the rung with the lowest validation loss, under the study's name.
     val_loss = {}
     for size in ("xs", "s", "m"):
-        val_loss[size] = json.loads((project / f"reports/runs/{size}-s0/train_metrics.json").read_text())[
+        val_loss[size] = json.loads((project / f"reports/train/{size}/s0/train_metrics.json").read_text())[
             "val/loss"
         ]
     best = min(val_loss, key=val_loss.get)
     client = MlflowClient(f"sqlite:///{project}/mlflow.db")
     version = client.get_model_version_by_alias(study, "champion")
-    run_id = json.loads((project / f"reports/runs/{best}-s0/run.json").read_text())["run_id"]
+    run_id = json.loads((project / f"reports/train/{best}/s0/run.json").read_text())["run_id"]
     assert version.run_id == run_id and version.tags["size"] == best
     assert f"champion: {best}-s0" in output and f"models:/{study}@champion" in output
     model_id = version.model_id or version.source.removeprefix("models:/")
@@ -95,7 +95,7 @@ def test_the_champion_is_registered_and_served_with_the_evaluated_predictions(
     # Served over HTTP, it predicts what the evaluate stage predicted for the same test inputs.
     prepared = project / "data/prepared" / ("spoken_digits" if task == "speech" else "digits")
     x = load_split(prepared, "test")[0][:24]  # normalised as the model was trained
-    with (project / f"reports/runs/{best}-s0/predictions.csv").open() as table:
+    with (project / f"reports/runs/{best}/s0/predictions.csv").open() as table:
         evaluated = [row["predicted"] for row in csv.DictReader(table)][:24]
     server, url = serve(project, f"models:/{study}@champion")
     try:

@@ -71,9 +71,9 @@ def test_a_diverging_rung_fails_with_its_reason_and_the_others_are_fitted(
     run(["python", "-m", "pipelines.prepare"], project)
     monkeypatch.chdir(project)
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    import scalelab.training.fit as fitting
+    import scalelab.training.recorded as recorded
 
-    real_fit = fitting.fit
+    real_fit = recorded.fit
 
     def fit_that_diverges_on_s(model_cfg, trainer_cfg, *args, **kwargs):
         if model_cfg.size == "s":  # a step size no schema would allow: the loss overflows
@@ -83,8 +83,10 @@ def test_a_diverging_rung_fails_with_its_reason_and_the_others_are_fitted(
         return real_fit(model_cfg, trainer_cfg, *args, **kwargs)
 
     # The real CLI, in this process so that one rung can be made to diverge.
-    monkeypatch.setattr(fitting, "fit", fit_that_diverges_on_s)
-    monkeypatch.setattr(sys, "argv", ["train", "-m", "model.size=xs,s,m,l", *QUICK])
+    monkeypatch.setattr(recorded, "fit", fit_that_diverges_on_s)
+    # (pipelines.train composes the checkout's conf/ here, not the project's: name its study)
+    argv = ["train", "-m", "experiment=digits_mlp", "model.size=xs,s,m,l", *QUICK]
+    monkeypatch.setattr(sys, "argv", argv)
     GlobalHydra.instance().clear()
     try:
         with pytest.raises(SystemExit) as stopped:
@@ -110,6 +112,18 @@ def test_a_diverging_rung_fails_with_its_reason_and_the_others_are_fitted(
     assert study["loss_vs_params"]["alpha"] > 0
 
 
+def test_a_sweep_whose_every_job_fails_says_so_and_fits_nothing(project: Path) -> None:
+    # no `prepare`: every job stops on the missing data
+    cmd = ["python", "-m", "pipelines.train", "-m", "model.size=xs,s", *QUICK]
+    result = run(cmd, project, check=False)
+    assert result.returncode != 0
+    assert "manifest.json is missing: run `dvc repro prepare`" in result.stderr
+    assert "sweep ladder: no run finished (xs-s0, s-s0)" in result.stderr
+    assert not (project / "reports/sweeps").exists()
+    parent, children = mlflow_runs(project)
+    assert parent.info.status == "FAILED" and children == []
+
+
 def test_a_sweep_over_another_axis_is_refused_before_any_job(project: Path) -> None:
     result = run(
         ["python", "-m", "pipelines.train", "-m", "model.size=xs,s", "trainer.optimizer.lr=0.1,0.01"],
@@ -118,6 +132,15 @@ def test_a_sweep_over_another_axis_is_refused_before_any_job(project: Path) -> N
     )
     assert result.returncode != 0
     assert "scalelab: error: trainer.optimizer.lr is swept" in result.stderr
+    assert "trainer.lr_search" in result.stderr, "the way to search learning rates"
+    assert not (project / "models").exists()
+
+
+def test_all_seeds_in_one_process_is_refused_in_a_multirun(project: Path) -> None:
+    cmd = ["python", "-m", "pipelines.train", "-m", "model.size=xs,s", "all_seeds=true"]
+    result = run(cmd, project, check=False)
+    assert result.returncode != 0
+    assert "scalelab: error: all_seeds=true trains every seed in one process" in result.stderr
     assert not (project / "models").exists()
 
 

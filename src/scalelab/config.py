@@ -119,6 +119,9 @@ class TrainerConfig:
     # (training/width_scaling.py): hidden and readout weights at lr * base_width / width.
     lr_scaling: str = "constant"
     base_width: int = 256  # the width at which optimizer.lr holds (the seed's 256, with Adam 1e-3)
+    # Learning rates to try for every rung and seed, each a trial run; the lowest val/loss is
+    # kept (training/recorded.py). Empty: optimizer.lr alone.
+    lr_search: list[float] = field(default_factory=list)
     early_stopping: EarlyStoppingConfig = field(default_factory=EarlyStoppingConfig)
     accelerator: str = "cpu"
     devices: int = 1  # processes (CPU) or GPUs; with strategy=ddp, batch_size is split among them
@@ -152,7 +155,18 @@ class SweepConfig:
 class Config:
     """The whole composed config: what `params.yaml` holds."""
 
+    def seeds(self) -> list[int]:
+        """The seeds this process runs: `seed`, or every seed of the study with `all_seeds`."""
+        return list(self.sweep.seeds) if self.all_seeds else [self.seed]
+
+    def for_seed(self, seed: int) -> Config:
+        """This config with `seed` as the run's seed."""
+        return dataclasses.replace(self, seed=seed, all_seeds=False)
+
     seed: int = 0
+    # True: this process trains (or evaluates) every seed of sweep.seeds in turn, as each DVC
+    # rung stage does, so a rung pays the imports of torch, Lightning and MLflow once.
+    all_seeds: bool = False
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
@@ -306,6 +320,13 @@ def check(cfg: Config) -> None:
         "trainer.optimizer.lr",
         lr,
         "use 0 < lr <= 10",
+    )
+    _require(
+        all(isinstance(r, int | float) and 0 < r <= 10 for r in t.lr_search)
+        and len(set(t.lr_search)) == len(t.lr_search) != 1,
+        "trainer.lr_search",
+        t.lr_search,
+        "list two or more distinct rates in (0, 10], e.g. [3e-4,1e-3,3e-3], or [] for none",
     )
     sw = cfg.sweep
     unknown = [size for size in sw.sizes if size not in m.ladder]

@@ -174,7 +174,7 @@ def plot_confusion(path: Path, confusion: np.ndarray, class_names: list[str], ti
 def evaluate_run(config: Config) -> dict[str, float]:
     """Score the checkpoint of `config`'s rung and seed on the test split; write and log the report.
 
-    Writes `reports/runs/<size>-s<seed>/`: metrics.json, predictions.csv and `EVALUATION_FILES`,
+    Writes `reports/runs/<size>/s<seed>/`: metrics.json, predictions.csv and `EVALUATION_FILES`,
     and adds the metrics and files to the MLflow run that trained the checkpoint. Per-group
     accuracies (e.g. `test/acc_speaker/theo`) are metrics too.
     """

@@ -1,7 +1,8 @@
 """The stable, config-derived places where stages write (and `dvc.yaml` declares) results.
 
-A trained model is keyed by its rung and seed, `<size>-s<seed>` (e.g. `m-s0`), the same key
-whichever way it was launched (dvc repro, Hydra multirun, DVC experiment).
+A trained model lives under its rung and seed, `<size>/s<seed>` (e.g. `m/s0`), the same place
+whichever way it was launched (dvc repro, Hydra multirun, DVC experiment). Each DVC rung stage
+owns one `<size>/` folder, holding the rung's seeds.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ REPORTS = Path("reports")
 
 
 def run_key(size: str, seed: int) -> str:
-    """`<size>-s<seed>`: names a trained model's folders (and, prefixed, its MLflow run)."""
+    """`<size>-s<seed>`: names a trained model (in messages and, prefixed, its MLflow run)."""
     return f"{size}-s{seed}"
 
 
@@ -22,10 +23,15 @@ def prepared_dir(dataset: str) -> Path:
 
 
 def model_dir(size: str, seed: int) -> Path:
-    """`models/<size>-s<seed>/`: the checkpoint of the train stage."""
-    return Path("models") / run_key(size, seed)
+    """`models/<size>/s<seed>/`: the checkpoint of the train stage."""
+    return Path("models") / size / f"s{seed}"
 
 
-def run_reports(size: str, seed: int) -> Path:
-    """`reports/runs/<size>-s<seed>/`: what the train and evaluate stages report for one model."""
-    return REPORTS / "runs" / run_key(size, seed)
+def train_reports(size: str, seed: int, reports: Path = REPORTS) -> Path:
+    """`reports/train/<size>/s<seed>/`: what the train stage reports (run.json, train_metrics.json)."""
+    return reports / "train" / size / f"s{seed}"
+
+
+def run_reports(size: str, seed: int, reports: Path = REPORTS) -> Path:
+    """`reports/runs/<size>/s<seed>/`: what the evaluate stage reports (metrics.json, tables, plots)."""
+    return reports / "runs" / size / f"s{seed}"

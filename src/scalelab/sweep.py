@@ -9,59 +9,24 @@ to `reports/sweeps/<sweep.name>/`. A job that fails leaves a FAILED child; the f
 
 from __future__ import annotations
 
-import functools
 import logging
 import os
-from collections.abc import Callable
 from typing import Any
 
-from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.utils import JobReturn, JobStatus
 from hydra.experimental.callback import Callback
-from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from scalelab import interrupts, paths
+from scalelab import paths
 from scalelab.config import Config, load_config
 from scalelab.errors import ConfigError
 from scalelab.process import release_collection
+from scalelab.sweep_job import JOB_OK
 from scalelab.tracking import sweeps
 
 log = logging.getLogger(__name__)
-SWEPT_KEYS = {"model.size", "seed"}  # results live at models/<size>-s<seed>: nothing else may vary
-JOB_OK, JOB_FAILED = "ok", "failed"
-
-
-def survives_sweep(task: Callable[[DictConfig], None]) -> Callable[[DictConfig], str | None]:
-    """In a multirun, report a failing job and let the others go on; elsewhere, change nothing.
-
-    Hydra's sweepers re-raise the first failed job after its batch, which would skip the fit of
-    the sizes that did finish. The failed job's MLflow run is already marked FAILED by then.
-    """
-
-    @functools.wraps(task)
-    def wrapper(cfg: DictConfig) -> str | None:
-        if HydraConfig.get().mode != RunMode.MULTIRUN:
-            task(cfg)
-            return None
-        try:
-            task(cfg)
-        except SystemExit as err:
-            if err.code == interrupts.EXIT_STATUS:  # Ctrl-C or SIGTERM: stop the whole sweep
-                raise
-            return _failed(cfg, err)
-        except Exception as err:
-            return _failed(cfg, err)
-        return JOB_OK
-
-    return wrapper
-
-
-def _failed(cfg: DictConfig, err: BaseException) -> str:
-    key = paths.run_key(str(cfg.model.size), int(cfg.seed))
-    log.error("sweep job %s failed: %s: %s", key, type(err).__name__, err)
-    return JOB_FAILED
+SWEPT_KEYS = {"model.size", "seed"}  # results live at models/<size>/s<seed>: nothing else may vary
 
 
 def _task_config(config: DictConfig) -> Config:
@@ -78,7 +43,8 @@ def swept_runs(config: DictConfig) -> tuple[list[str], list[int]]:
         if key not in SWEPT_KEYS:
             raise ConfigError(
                 f"{key} is swept, but a size sweep may only vary model.size and seed (results "
-                f"are stored per <size>-s<seed>); sweep other axes with dvc exp run --queue -S"
+                f"are stored per <size>/s<seed>); search learning rates with "
+                f"trainer.lr_search=[...], sweep other axes with dvc exp run --queue -S"
             )
         values[key] = list(override.sweep_iterator())
     return [str(size) for size in values["model.size"]], [int(seed) for seed in values["seed"]]
@@ -104,6 +70,10 @@ def _check_processes(task: Config, launcher: str, launcher_cfg: DictConfig) -> N
         )
 
 
+class NoRunFinished(Exception):
+    """Every job of a sweep failed: there is nothing to fit."""
+
+
 class SweepCallback(Callback):
     """Opens the sweep's parent run, evaluates each finished job, fits the law at the end."""
 
@@ -116,6 +86,11 @@ class SweepCallback(Callback):
         try:
             swept_runs(config)  # refuse a sweep over other axes before any job starts
             task = _task_config(config)
+            if task.all_seeds:
+                raise ConfigError(
+                    "all_seeds=true trains every seed in one process (DVC's rung stages); a "
+                    "multirun sweeps seeds as jobs: drop all_seeds and sweep seed=0,1,2"
+                )
             _check_processes(task, launcher, config.hydra.launcher)
         except ConfigError as err:
             raise SystemExit(f"scalelab: error: {err}") from None
@@ -140,6 +115,9 @@ class SweepCallback(Callback):
         sweeps.fail_unfinished(task, parent)
         try:
             missing = self._fit(config, task, parent)
+        except NoRunFinished as err:
+            sweeps.close(task, parent, "FAILED")
+            raise SystemExit(str(err)) from None
         except BaseException as err:
             sweeps.close(task, parent, "FAILED")
             raise SystemExit(f"sweep {task.sweep.name}: the fit failed: {err!r}") from err
@@ -158,6 +136,11 @@ class SweepCallback(Callback):
         finished = {run.info.run_id for run in sweeps.children(task, parent) if run.info.status == "FINISHED"}
         sizes, seeds = swept_runs(config)
         study = collect(sizes, seeds, finished=finished)
+        if not study.records:
+            raise NoRunFinished(
+                f"sweep {task.sweep.name}: no run finished ({', '.join(study.missing)}); "
+                f"see their FAILED runs in MLflow, or the errors above"
+            )
         study = analyse(study, task.sweep.bootstrap)
         out = paths.REPORTS / "sweeps" / task.sweep.name
         files = write_study(study, out)

@@ -18,7 +18,7 @@ LADDER = {"xs": 300, "s": 1_266, "m": 6_570, "l": 50_826, "xl": 596_490}
 def write_run(
     reports: Path, size: str, seed: int, loss: float, acc: float = 0.9, converged: bool = True
 ) -> None:
-    folder = reports / "runs" / f"{size}-s{seed}"
+    folder = reports / "train" / size / f"s{seed}"
     folder.mkdir(parents=True)
     params = LADDER[size]
     (folder / "run.json").write_text(json.dumps({"run_id": f"id-{size}-{seed}", "size": size, "seed": seed}))
@@ -32,7 +32,9 @@ def write_run(
             }
         )
     )
-    (folder / "metrics.json").write_text(json.dumps({"test/loss": loss, "test/acc": acc}))
+    tested = reports / "runs" / size / f"s{seed}"
+    tested.mkdir(parents=True)
+    (tested / "metrics.json").write_text(json.dumps({"test/loss": loss, "test/acc": acc}))
 
 
 def test_a_planted_law_comes_back_with_a_good_held_out_prediction(tmp_path: Path) -> None:
@@ -60,6 +62,32 @@ def test_a_planted_law_comes_back_with_a_good_held_out_prediction(tmp_path: Path
     assert summary["loss_vs_params"]["seed_log_sd"] == pytest.approx(0.01, rel=0.01)
     assert summary["loss_vs_params"]["rms_log_residual"] < 0.01
     assert summary["largest"]["size"] == "xl" and summary["largest"]["params"] == 596_490
+
+
+def test_a_learning_rate_search_s_trial_runs_are_read_with_the_chosen_run(tmp_path: Path) -> None:
+    write_run(tmp_path, "xs", 0, 1.0)
+    run_file = tmp_path / "train/xs/s0/run.json"
+    run = json.loads(run_file.read_text())
+    run_file.write_text(json.dumps({**run, "trial_run_ids": ["a", run["run_id"], "c"], "lr_grid": [1, 2, 3]}))
+    metrics_file = tmp_path / "train/xs/s0/train_metrics.json"
+    metrics_file.write_text(json.dumps({**json.loads(metrics_file.read_text()), "lr_search/lr": 2}))
+    [record] = collect(["xs"], [0], tmp_path).records
+    assert record.run_id == "id-xs-0" and record.trial_run_ids == ("a", "id-xs-0", "c")
+    assert record.lr_edge is None, "2 lies inside the grid [1, 2, 3]"
+
+
+@pytest.mark.parametrize(("chosen", "edge"), [(1e-4, "smallest"), (1e-2, "largest")])
+def test_a_search_that_chose_an_edge_of_its_grid_says_so(tmp_path: Path, chosen: float, edge: str) -> None:
+    for size, params in LADDER.items():
+        write_run(tmp_path, size, 0, float(LAW(params)))
+        run_file = tmp_path / f"train/{size}/s0/run.json"
+        run_file.write_text(json.dumps({**json.loads(run_file.read_text()), "lr_grid": [1e-4, 1e-3, 1e-2]}))
+        metrics_file = tmp_path / f"train/{size}/s0/train_metrics.json"
+        picked = chosen if size == "m" else 1e-3
+        metrics_file.write_text(json.dumps({**json.loads(metrics_file.read_text()), "lr_search/lr": picked}))
+    study = analyse(collect(list(LADDER), [0], tmp_path), n_boot=0)
+    [note] = [n for n in study.notes if n.startswith("learning-rate search")]
+    assert f"1 of 5 runs chose the smallest or largest rate of trainer.lr_search (m-s0 ({edge}))" in note
 
 
 def test_missing_runs_are_named_and_left_out(tmp_path: Path) -> None:

@@ -60,7 +60,7 @@ def _outcome(job: Any, overrides: Sequence[str]) -> JobReturn:
     """The job's own JobReturn; for a job that produced none, a failed one naming its SLURM state."""
     from submitit.core.utils import UncompletedJobError
 
-    from scalelab.sweep import JOB_FAILED
+    from scalelab.sweep_job import JOB_FAILED
 
     try:
         return job.results()[0]

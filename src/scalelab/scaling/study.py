@@ -29,6 +29,8 @@ class RunRecord:
     seconds: float
     val_loss: float = float("nan")  # val/loss of the evaluated weights: how a champion is chosen
     converged: bool | None = None  # False: still improving when the epoch budget ran out
+    trial_run_ids: tuple[str, ...] = ()  # a learning-rate search's trials, the chosen one included
+    lr_edge: str | None = None  # "smallest"/"largest": the search chose a rate at its grid's edge
 
     @property
     def error(self) -> float:
@@ -37,14 +39,19 @@ class RunRecord:
 
 def read_record(size: str, seed: int, reports: Path | None = None) -> RunRecord | None:
     """The record of `<size>-s<seed>` from its report files, or None if any is missing."""
-    folder = (reports or paths.REPORTS) / "runs" / paths.run_key(size, seed)
+    reports = reports or paths.REPORTS
+    trained_in = paths.train_reports(size, seed, reports)
     try:
-        run = json.loads((folder / "run.json").read_text())
-        trained = json.loads((folder / "train_metrics.json").read_text())
-        tested = json.loads((folder / "metrics.json").read_text())
+        run = json.loads((trained_in / "run.json").read_text())
+        trained = json.loads((trained_in / "train_metrics.json").read_text())
+        tested = json.loads((paths.run_reports(size, seed, reports) / "metrics.json").read_text())
     except FileNotFoundError:
         return None
     converged = trained.get("train/converged")
+    grid, chosen = run.get("lr_grid"), trained.get("lr_search/lr")
+    lr_edge = None
+    if grid and chosen is not None:
+        lr_edge = "largest" if chosen == max(grid) else "smallest" if chosen == min(grid) else None
     return RunRecord(
         size=size,
         seed=seed,
@@ -56,6 +63,8 @@ def read_record(size: str, seed: int, reports: Path | None = None) -> RunRecord 
         seconds=float(trained["train/seconds"]),
         val_loss=float(trained.get("val/loss", "nan")),  # absent in reports of older versions
         converged=None if converged is None else bool(converged),
+        trial_run_ids=tuple(run.get("trial_run_ids", ())),
+        lr_edge=lr_edge,
     )
 
 
@@ -226,6 +235,12 @@ def analyse(study: Study, n_boot: int = 1000) -> Study:
     largest rung out, and judge the result."""
     if study.missing:
         study.notes.append(f"missing runs, left out of the fit: {', '.join(study.missing)}")
+    if edge := [f"{r.size}-s{r.seed} ({r.lr_edge})" for r in study.records if r.lr_edge]:
+        study.notes.append(
+            f"learning-rate search: {len(edge)} of {len(study.records)} runs chose the smallest or "
+            f"largest rate of trainer.lr_search ({', '.join(edge)}); their best may lie outside "
+            f"it: widen the grid"
+        )
     rungs = study.rungs
     if len(rungs) >= 3:
         params = np.array([r.params for r in rungs], dtype=float)

@@ -68,8 +68,17 @@ def git_commit() -> str:
 
 
 @contextmanager
-def training_run(config: Config, dataset_fingerprint: str, resume: str | None = None) -> Iterator[str]:
+def training_run(
+    config: Config,
+    dataset_fingerprint: str,
+    resume: str | None = None,
+    name: str | None = None,
+    tags: dict[str, str] | None = None,
+) -> Iterator[str]:
     """Open the MLflow run for training `config`, self-described; yield its id.
+
+    `name` replaces the default `<model>-<size>-s<seed>` and `tags` are added (a trial of
+    a learning-rate search is named and tagged by its rate).
 
     With `resume`, the id a killed training stored with its checkpoint, that run is reopened if
     it is still open (RUNNING after SIGKILL, KILLED after a signal) in this store; otherwise a
@@ -85,6 +94,7 @@ def training_run(config: Config, dataset_fingerprint: str, resume: str | None = 
     experiment_id = ensure_experiment(uri, experiment_name(config))
     resolved = as_dict(config)
     tags = {
+        **(tags or {}),
         "mlflow.source.git.commit": git_commit(),
         "dataset": config.data.name,
         "dataset.fingerprint": dataset_fingerprint,
@@ -100,7 +110,8 @@ def training_run(config: Config, dataset_fingerprint: str, resume: str | None = 
 
     tags.update(parent_tags())
     reopen = resume if resume and _is_open(uri, resume, experiment_id) else None
-    start = {"run_id": reopen} if reopen else {"experiment_id": experiment_id, "run_name": run_name(config)}
+    name = name or run_name(config)
+    start = {"run_id": reopen} if reopen else {"experiment_id": experiment_id, "run_name": name}
     with interrupts.graceful(), mlflow.start_run(**start, tags=tags) as run:
         try:
             before = mlflow.get_run(reopen).data if reopen else None
@@ -144,6 +155,16 @@ def _is_open(uri: str, run_id: str, experiment_id: str) -> bool:
     except MlflowException:
         return False
     return info.experiment_id == experiment_id and info.status in ("RUNNING", "KILLED")
+
+
+def tag_runs(tracking: TrackingConfig, tags: dict[str, dict[str, str]]) -> None:
+    """Set tags on finished runs: `{run_id: {tag: value}}`."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient(resolve_uri(tracking))
+    for run_id, run_tags in tags.items():
+        for key, value in run_tags.items():
+            client.set_tag(run_id, key, value)
 
 
 def log_evaluation(

@@ -1,0 +1,134 @@
+"""One rung and seed trained as a recorded run: resumed if a killed run left a checkpoint, logged
+to MLflow, its model in `models/<size>/s<seed>/` and its reports in `reports/train/<size>/s<seed>/`.
+
+With `trainer.lr_search`, the run is a learning-rate search: one trial per rate, each its own
+MLflow run (tag `lr_search.lr`), and the trial with the lowest validation loss is the rung's
+run: its weights are the ones evaluated, and every trial's outcome is in `lr_search.json`.
+Choosing by validation loss per rung is the simplest of the per-width tunings Porian et al.
+(2024) show a scaling law needs; the test split is never looked at.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pytorch_lightning.utilities import rank_zero_only
+
+from scalelab import atomic, paths, tracking
+from scalelab.config import Config
+from scalelab.data.datamodule import PreparedDataModule
+from scalelab.tracking import logged_models
+from scalelab.training import resume
+from scalelab.training.fit import fit
+from scalelab.training.saved import CHECKPOINT_FILE
+
+LR_SEARCH_FILE = "lr_search.json"
+
+
+@dataclass
+class Trained:
+    """A finished training: its MLflow run and the metrics of its best-validation weights."""
+
+    run_id: str
+    metrics: dict[str, float]
+    first_step_at: float
+
+
+def train_seed(config: Config) -> None:
+    """Train `config`'s rung and seed (searching the learning rate if asked); write its reports."""
+    size, seed = config.model.size, config.seed
+    out_dir = paths.model_dir(size, seed)
+    if config.trainer.lr_search:
+        trained, trials = _search(config, out_dir)
+    else:
+        trained, trials = _train(config, out_dir), None
+    if trained is None:  # a DDP process other than rank zero: rank zero reports
+        return
+    out = paths.train_reports(size, seed)
+    atomic.write_json(out / "train_metrics.json", trained.metrics)
+    run = {"run_id": trained.run_id, "size": size, "seed": seed, "first_step_at": trained.first_step_at}
+    if trials is not None:
+        run["trial_run_ids"] = [trial["run_id"] for trial in trials]
+        run["lr_grid"] = list(config.trainer.lr_search)
+        atomic.write_json(out / LR_SEARCH_FILE, trials)
+    atomic.write_json(out / "run.json", run)
+    key, acc = paths.run_key(size, seed), trained.metrics["val/acc"]
+    print(f"trained {key}: val/acc={acc:.4f}, run {trained.run_id}")
+
+
+def _train(
+    config: Config, out_dir: Path, name: str | None = None, tags: dict[str, str] | None = None
+) -> Trained | None:
+    """One training into `out_dir/model.ckpt`, resuming the checkpoint a killed one left."""
+    size, seed, trainer = config.model.size, config.seed, config.trainer
+    key = paths.run_key(size, seed)
+    data = PreparedDataModule(
+        paths.prepared_dir(config.data.name), trainer.batch_size, seed, trainer.steps_per_call
+    )
+    checkpoints = resume.checkpoint_dir(key, resume.identity(config.model, trainer, data.manifest, seed))
+    if rank_zero_only.rank != 0:
+        fit(config.model, trainer, data, seed=seed, out_dir=out_dir, checkpoints=checkpoints)
+        return None
+    previous = resume.previous(checkpoints)
+    if previous:
+        print(f"resuming {key} after epoch {previous.epochs_done} from {previous.path}")
+    fingerprint = data.manifest["fingerprint"]
+    with tracking.training_run(config, fingerprint, previous and previous.run_id, name, tags) as run_id:
+        result = fit(
+            config.model,
+            trainer,
+            data,
+            seed=seed,
+            out_dir=out_dir,
+            checkpoints=checkpoints,
+            tracking_uri=tracking.resolve_uri(config.tracking),
+            run_id=run_id,
+        )
+        if config.tracking.log_model:
+            logged_models.log_model(result.net, data.splits["val"][0][:8])
+    shutil.rmtree(checkpoints)  # the run is finished: nothing left to resume
+    return Trained(run_id, result.metrics, result.first_step_at)
+
+
+def with_lr(config: Config, lr: float) -> Config:
+    """`config` as one trial of its learning-rate search: optimizer.lr = `lr`, no search."""
+    trainer = dataclasses.replace(
+        config.trainer, optimizer={**config.trainer.optimizer, "lr": lr}, lr_search=[]
+    )
+    return dataclasses.replace(config, trainer=trainer)
+
+
+def _search(config: Config, out_dir: Path) -> tuple[Trained | None, list[dict[str, Any]]]:
+    """Train one trial per learning rate; keep the lowest validation loss in `out_dir`."""
+    trials: list[tuple[float, Path, Trained | None]] = []
+    for lr in config.trainer.lr_search:
+        trial_dir = out_dir.with_name(f"{out_dir.name}-lr{lr:g}")
+        name = f"{tracking.run_name(config)} lr={lr:g}"
+        trained = _train(with_lr(config, lr), trial_dir, name, tags={"lr_search.lr": f"{lr:g}"})
+        trials.append((lr, trial_dir, trained))
+    if rank_zero_only.rank != 0:
+        return None, []
+    done = [(lr, folder, t) for lr, folder, t in trials if t is not None]
+    best_lr, best_dir, best = min(done, key=lambda trial: trial[2].metrics["val/loss"])
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (best_dir / CHECKPOINT_FILE).replace(out_dir / CHECKPOINT_FILE)
+    for _, folder, _ in trials:
+        shutil.rmtree(folder, ignore_errors=True)
+    chosen = {t.run_id: {"lr_search.chosen": str(t is best).lower()} for _, _, t in done}
+    tracking.tag_runs(config.tracking, chosen)
+    report = [
+        {
+            "lr": lr,
+            "run_id": t.run_id,
+            "val/loss": t.metrics["val/loss"],
+            "converged": bool(t.metrics.get("train/converged", 1.0)),
+            "chosen": t is best,
+        }
+        for lr, _, t in done
+    ]
+    metrics = {**best.metrics, "lr_search/lr": best_lr}
+    return Trained(best.run_id, metrics, best.first_step_at), report

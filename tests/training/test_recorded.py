@@ -1,0 +1,78 @@
+"""A recorded training: its model and reports at the rung's paths; a learning-rate search keeps
+the trial with the lowest validation loss, and every trial is an MLflow run."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from mlflow import MlflowClient
+
+from scalelab.config import Config, DataConfig, ModelConfig, RungConfig, TrackingConfig, TrainerConfig
+from scalelab.training.recorded import LR_SEARCH_FILE, train_seed
+from scalelab.training.saved import CHECKPOINT_FILE, load_network
+
+RATES = [1e-4, 1e-3, 3e-2]
+
+
+@pytest.fixture
+def project(digits: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A folder holding prepared digits, as the working directory."""
+    shutil.copytree(digits, tmp_path / "data/prepared/digits")
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def config(project: Path, **trainer: object) -> Config:
+    return Config(
+        data=DataConfig(name="digits"),
+        model=ModelConfig(size="s", ladder={"s": RungConfig(32, 2)}),
+        trainer=TrainerConfig(max_epochs=3, batch_size=64, progress_bar=False, **trainer),
+        tracking=TrackingConfig(uri=f"sqlite:///{project}/mlflow.db"),
+    )
+
+
+def test_a_learning_rate_search_keeps_the_trial_with_the_lowest_validation_loss(project: Path) -> None:
+    train_seed(config(project, lr_search=RATES))
+
+    reports = project / "reports/train/s/s0"
+    trials = json.loads((reports / LR_SEARCH_FILE).read_text())
+    assert [t["lr"] for t in trials] == RATES
+    best = min(trials, key=lambda t: t["val/loss"])
+    assert [t["chosen"] for t in trials] == [t is best for t in trials]
+    metrics = json.loads((reports / "train_metrics.json").read_text())
+    assert metrics["lr_search/lr"] == best["lr"] and metrics["val/loss"] == best["val/loss"]
+    run = json.loads((reports / "run.json").read_text())
+    assert run["run_id"] == best["run_id"], "the chosen trial is the rung's run: evaluate logs to it"
+    assert run["trial_run_ids"] == [t["run_id"] for t in trials]
+    assert run["lr_grid"] == RATES, "what the study's report checks the chosen rate against"
+
+    # The chosen trial's weights are the rung's model; the trials' folders are gone.
+    assert sorted(p.name for p in (project / "models/s").iterdir()) == ["s0"]
+    _, meta = load_network(project / "models/s/s0" / CHECKPOINT_FILE)
+    assert meta["run_id"] == best["run_id"]
+    assert meta["trainer"]["optimizer"]["lr"] == best["lr"]
+
+    # Every trial is a finished MLflow run, named and tagged by its rate.
+    client = MlflowClient(f"sqlite:///{project}/mlflow.db")
+    experiment = client.get_experiment_by_name("digits-mlp").experiment_id
+    runs = {r.info.run_id: r for r in client.search_runs([experiment])}
+    assert set(runs) == set(run["trial_run_ids"])
+    for trial in trials:
+        found = runs[trial["run_id"]]
+        assert found.info.status == "FINISHED" and found.info.run_name == f"mlp-s-s0 lr={trial['lr']:g}"
+        assert found.data.params["trainer.optimizer.lr"] == str(trial["lr"])
+        assert found.data.tags["lr_search.chosen"] == str(trial["chosen"]).lower()
+
+
+def test_without_a_search_one_run_is_trained_at_the_configured_rate(project: Path) -> None:
+    train_seed(config(project))
+
+    reports = project / "reports/train/s/s0"
+    assert not (reports / LR_SEARCH_FILE).exists()
+    run = json.loads((reports / "run.json").read_text())
+    assert "trial_run_ids" not in run
+    _, meta = load_network(project / "models/s/s0" / CHECKPOINT_FILE)
+    assert meta["run_id"] == run["run_id"] and meta["trainer"]["optimizer"]["lr"] == 1e-3
