@@ -25,6 +25,7 @@ from benchmarks.common import save, table, timed, venv_env
 ROOT = Path(__file__).resolve().parents[1]
 # 4 jobs of 10-15 s each (two rungs x two seeds, 20 epochs): long enough that start-up is small.
 LADDER = [
+    "experiment=digits_mlp",  # the seed's ladder (l = 784-256-128-10 on Fashion-MNIST), one seed
     "model.size=m,l",
     "seed=0,1",
     "data=fashion_mnist",
@@ -34,7 +35,7 @@ LADDER = [
 EPOCHS = "trainer.max_epochs=20"
 SHORT = "trainer.max_epochs=3"  # enough to show what oversubscription does, without waiting 10x
 JOBLIB = ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"]
-QUEUE = ["sweep.sizes=[xs,s,m]", "trainer.progress_bar=false", "sweep.bootstrap=50"]
+QUEUE = ["experiment=digits_mlp", "sweep.sizes=[xs,s,m]", "trainer.progress_bar=false", "sweep.bootstrap=50"]
 
 
 def clone(tmp: Path, name: str) -> Path:

@@ -163,8 +163,15 @@ def start(cmd: list[str], cwd: Path, **popen: object) -> subprocess.Popen:
     )
 
 
+DEFAULT_STUDY = "  - experiment: mnist1d_mlp"
+
+
 def make_project(repo: Path) -> Path:
-    """Make `repo` a scratch git + DVC repo holding a copy of the project's pipeline (not its results)."""
+    """Make `repo` a scratch git + DVC repo holding a copy of the project's pipeline (not its results).
+
+    Its default study is the digits smoke study, the quickest to train: tests that need another
+    name it, and tests/test_config.py checks the real default.
+    """
     repo.mkdir(parents=True)
     for name in PROJECT_FILES:
         source = ROOT / name
@@ -172,6 +179,10 @@ def make_project(repo: Path) -> Path:
             shutil.copytree(source, repo / name, ignore=shutil.ignore_patterns("__pycache__"))
         else:
             shutil.copy2(source, repo / name)
+    config = repo / "conf/config.yaml"
+    text = config.read_text()
+    assert DEFAULT_STUDY in text, "conf/config.yaml no longer names the default study as tests expect"
+    config.write_text(text.replace(DEFAULT_STUDY, "  - experiment: digits_mlp"))
     run(["git", "init", "-q", "-b", "main"], repo)
     run(["git", "config", "user.name", "scalelab tests"], repo)  # dvc exp commits need one
     run(["git", "config", "user.email", "tests@scalelab.invalid"], repo)

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
 
 from scalelab.config import Config, load_config
 from scalelab.errors import ConfigError
@@ -32,8 +33,10 @@ def test_conf_has_the_groups_the_pipeline_needs() -> None:
 
 @pytest.mark.parametrize(("group", "option"), group_options())
 def test_every_config_file_composes_and_validates(group: str, option: str) -> None:
+    # on the digits smoke study, whose 2-D images every model family takes
+    base = [] if group == "experiment" else ["experiment=digits_mlp"]
     with initialize_config_dir(str(CONF), version_base="1.3"):
-        cfg = compose("config", overrides=[f"{group}={option}"])
+        cfg = compose("config", overrides=[*base, f"{group}={option}"])
     config = load_config(cfg)
     assert isinstance(config, Config)
 
@@ -46,13 +49,22 @@ def test_params_yaml_is_the_composition_of_conf(tmp_path: Path) -> None:
     )
 
 
-def test_defaults_reproduce_the_seed_recipe_with_its_epochs_as_a_budget() -> None:
+def test_the_default_study_is_the_mnist1d_ladder_over_three_seeds() -> None:
     config = load_config(yaml.safe_load((ROOT / "params.yaml").read_text()))
+    assert (config.data.name, config.data.samples, config.model.name) == ("mnist1d", 10_000, "mlp")
+    assert config.sweep.sizes == ["xs", "s", "m", "l", "xl", "xxl", "xxxl"]
+    assert config.sweep.seeds == [0, 1, 2] and config.sweep.bootstrap >= 1000
+    assert config.trainer.early_stopping.enabled and config.all_seeds is False
+
+
+def test_the_smoke_study_keeps_the_seed_recipe_with_its_epochs_as_a_budget() -> None:
+    with initialize_config_dir(str(CONF), version_base="1.3"):
+        config = load_config(compose("config", overrides=["experiment=digits_mlp"]))
     assert config.data.name == "digits"
     assert config.model.ladder[config.model.size].width == 256
     assert config.trainer.batch_size == 128
-    # the seed's 10 epochs stay trainer=default's; the default study (experiment=digits_mlp)
-    # gives each rung a budget of 100 that early stopping ends
+    # the seed's 10 epochs stay trainer=default's; the smoke study gives each rung a budget of
+    # 100 that early stopping ends
     assert yaml.safe_load((ROOT / "conf/trainer/default.yaml").read_text())["max_epochs"] == 10
     assert config.trainer.max_epochs == 100 and config.trainer.early_stopping.enabled
     assert config.trainer.optimizer == {"_target_": "torch.optim.Adam", "lr": 0.001, "fused": True}
@@ -71,6 +83,10 @@ def test_defaults_reproduce_the_seed_recipe_with_its_epochs_as_a_budget() -> Non
         ({"model": {"size": "xxxl"}}, "model.size='xxxl' is invalid: use one of xs, s, m, l, xl, xxl"),
         ({"data": {"name": "mnist1d", "test_fraction": None}, "model": {"name": "cnn"}}, "use model=mlp"),
         ({"data": {"samples": 5000}}, "data.samples=5000 is invalid: digits is not generated; set null"),
+        (
+            {"trainer": {"lr_search": [1e-3]}},
+            "trainer.lr_search=[0.001] is invalid: list two or more distinct rates",
+        ),
         (
             {"trainer": {"lr_scaling": "sqrt"}},
             "trainer.lr_scaling='sqrt' is invalid: use one of constant, mup",
@@ -117,7 +133,8 @@ def test_defaults_reproduce_the_seed_recipe_with_its_epochs_as_a_budget() -> Non
     ],
 )
 def test_bad_values_are_refused_in_one_line_naming_key_and_fix(override: dict, message: str) -> None:
-    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    with initialize_config_dir(str(CONF), version_base="1.3"):  # the digits smoke study
+        params = OmegaConf.to_container(compose("config", overrides=["experiment=digits_mlp"]))
     for section, values in override.items():
         for key, value in values.items():
             if isinstance(value, dict):

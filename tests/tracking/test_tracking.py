@@ -45,7 +45,7 @@ def test_a_run_is_self_describing_and_ends_finished(config: Config) -> None:
     artifacts = [a.path for a in MlflowClient(config.tracking.uri).list_artifacts(run_id)]
     assert "config.yaml" in artifacts
     experiment = MlflowClient(config.tracking.uri).get_experiment(run.info.experiment_id)
-    assert experiment.name == "digits-mlp"
+    assert experiment.name == "mnist1d-mlp", "<data>-<model>"
 
 
 def test_a_run_whose_body_raises_is_marked_failed_with_the_reason(config: Config) -> None:
