@@ -6,7 +6,10 @@ STAMP  := $(VENV)/.installed
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export MLFLOW_DISABLE_TELEMETRY ?= true
 
-.PHONY: run test test-fast params lint bench ui mlflow-server mlflow-server-stop slurm-cluster slurm-cluster-stop clean
+.PHONY: help run test test-fast params lint bench ui mlflow-server mlflow-server-stop slurm-cluster slurm-cluster-stop clean
+
+help:  ## list the targets
+	@grep -E '^[a-z.-]+:.*## ' Makefile | sed -E 's/^([a-z.-]+):.*## /  make \1\t/' | expand -t 28
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -18,7 +21,7 @@ $(STAMP): pyproject.toml
 params: $(STAMP)  ## regenerate params.yaml from conf/ (DVC's own Hydra composition)
 	$(PY) -m scalelab.params_file
 
-run: params  ## prepare -> train -> evaluate with DVC (cached: a second run does nothing)
+run: params  ## the default study with DVC: prepare, train, evaluate, fit (cached: a second run does nothing)
 	dvc repro
 
 test: $(STAMP)  ## the whole suite, slow end-to-end tests included
@@ -32,7 +35,7 @@ bench: $(STAMP)  ## speed benchmarks (~12 min; need Fashion-MNIST): results in b
 	$(PY) -m benchmarks.pipeline_overhead
 	$(PY) -m benchmarks.sweep_parallel
 
-lint: $(STAMP)
+lint: $(STAMP)  ## ruff on src, pipelines, tests, benchmarks
 	$(VENV)/bin/ruff check src pipelines tests benchmarks
 
 ui: $(STAMP)  ## MLflow UI on the project's store (loopback); prints links to the latest sweep
