@@ -9,13 +9,13 @@ SHA-256 of every input and output. `load_split` hands out normalised float32.
 from __future__ import annotations
 
 import hashlib
-import json
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from scalelab.errors import DataError
+from scalelab.readback import load_torch, read_json
 
 SPLITS = ("train", "val", "test")
 
@@ -49,7 +49,7 @@ def read_manifest(folder: str | Path) -> dict[str, Any]:
     path = Path(folder) / "manifest.json"
     if not path.is_file():
         raise DataError(f"{path} is missing: run `dvc repro prepare` (or python -m pipelines.prepare)")
-    return json.loads(path.read_text())
+    return read_json(path, keys=("fingerprint", "input_shape", "num_classes", "normalisation"))
 
 
 def load_split(folder: str | Path, split: str) -> tuple[torch.Tensor, torch.Tensor]:
@@ -60,7 +60,7 @@ def load_split(folder: str | Path, split: str) -> tuple[torch.Tensor, torch.Tens
         raise DataError(
             f"{path} is missing or outdated: run `dvc repro prepare` (or python -m pipelines.prepare)"
         )
-    data = torch.load(path, weights_only=True)
+    data = load_torch(path, keys=("x", "y"))
     x = data["x"].to(torch.float32) / normalisation["divide_by"]
     if normalisation["standardized"]:
         x = (x - normalisation["mean"]) / normalisation["std"]
@@ -69,5 +69,5 @@ def load_split(folder: str | Path, split: str) -> tuple[torch.Tensor, torch.Tens
 
 def load_groups(folder: str | Path, split: str) -> dict[str, list[str]]:
     """Per-sample labels beyond the class (e.g. `{"speaker": [...]}`) of one split; often none."""
-    data = torch.load(Path(folder) / f"{split}.pt", weights_only=True)
+    data = load_torch(Path(folder) / f"{split}.pt", keys=("x", "y"))
     return {k: v for k, v in data.items() if k not in ("x", "y")}

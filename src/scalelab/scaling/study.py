@@ -3,7 +3,6 @@ laws fitted to the rung means, with their residuals, a held-out test and a verdi
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -11,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from scalelab import paths
+from scalelab.readback import read_json
 from scalelab.scaling.intervals import LEVEL, LadderFit, fit_ladder
 from scalelab.scaling.verdict import Verdict, judge
 
@@ -37,14 +37,18 @@ class RunRecord:
         return 1.0 - self.acc
 
 
+TRAIN_KEYS = ("model/params", "train/flops", "train/seconds")
+TEST_KEYS = ("test/loss", "test/acc")
+
+
 def read_record(size: str, seed: int, reports: Path | None = None) -> RunRecord | None:
     """The record of `<size>-s<seed>` from its report files, or None if any is missing."""
     reports = reports or paths.REPORTS
     trained_in = paths.train_reports(size, seed, reports)
     try:
-        run = json.loads((trained_in / "run.json").read_text())
-        trained = json.loads((trained_in / "train_metrics.json").read_text())
-        tested = json.loads((paths.run_reports(size, seed, reports) / "metrics.json").read_text())
+        run = read_json(trained_in / "run.json", keys=("run_id",))
+        trained = read_json(trained_in / "train_metrics.json", keys=TRAIN_KEYS)
+        tested = read_json(paths.run_reports(size, seed, reports) / "metrics.json", keys=TEST_KEYS)
     except FileNotFoundError:
         return None
     converged = trained.get("train/converged")

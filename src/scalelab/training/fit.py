@@ -22,6 +22,7 @@ from scalelab.config import ModelConfig, TrainerConfig
 from scalelab.data.datamodule import PreparedDataModule
 from scalelab.models import build, count_parameters, rung
 from scalelab.models.flops import training_flops_per_sample
+from scalelab.readback import load_torch
 from scalelab.training import width_scaling
 from scalelab.training.checkpoint import AtomicCheckpointIO
 from scalelab.training.module import Classifier, EpochMetricsBar
@@ -230,6 +231,6 @@ def best_weights(folder: Path) -> ModelCheckpoint:
 
 def load_best(net: nn.Module, path: Path) -> int:
     """Load the best checkpoint's weights into `net`; return the epoch they come from."""
-    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    checkpoint = load_torch(path, keys=("state_dict", "epoch"))
     net.load_state_dict({k.removeprefix("net."): v for k, v in checkpoint["state_dict"].items()})
     return int(checkpoint["epoch"])

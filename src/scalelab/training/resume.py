@@ -24,6 +24,7 @@ from pytorch_lightning.callbacks import Checkpoint
 
 from scalelab import interrupts
 from scalelab.config import ModelConfig, TrainerConfig, as_dict
+from scalelab.readback import load_torch
 from scalelab.training.saved import META_KEY
 
 if TYPE_CHECKING:
@@ -73,7 +74,7 @@ def previous(folder: Path) -> Previous | None:
     if not path.is_file():
         return None
     # mmap: only the few bytes of metadata read here leave the disk, not the weights and Adam state
-    checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    checkpoint = load_torch(path, keys=("callbacks", META_KEY), mmap=True)
     history = checkpoint["callbacks"][EpochCheckpoint.__qualname__]["history"]
     return Previous(path, checkpoint[META_KEY].get("run_id"), len(history))
 

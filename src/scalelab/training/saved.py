@@ -5,12 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import torch
 from omegaconf import OmegaConf
 from torch import nn
 
 from scalelab.config import ModelConfig
 from scalelab.errors import DataError
+from scalelab.readback import checked, load_torch
 
 META_KEY = "scalelab"  # checkpoint["scalelab"]: model config, data shape, loss, run id, seed
 CHECKPOINT_FILE = "model.ckpt"  # models/<size>/model.ckpt
@@ -23,8 +23,8 @@ def load_network(path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path} is missing: run the train stage first (dvc repro train)")
-    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    meta = checkpoint[META_KEY]
+    checkpoint = load_torch(path, keys=(META_KEY, "state_dict"))
+    meta = checked(path, checkpoint[META_KEY], ("model", "input_shape", "num_classes"))
     model_cfg: ModelConfig = OmegaConf.to_object(  # type: ignore[assignment]
         OmegaConf.merge(OmegaConf.structured(ModelConfig), meta["model"])
     )
