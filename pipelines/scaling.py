@@ -8,8 +8,8 @@ import hydra
 from omegaconf import DictConfig
 
 from scalelab import paths
-from scalelab.config import load_config
-from scalelab.errors import exit_on_user_error, one_line_composition_errors
+from scalelab.config import load_config, one_line_composition_errors
+from scalelab.errors import exit_on_user_error
 from scalelab.scaling.report import markdown, write_study
 from scalelab.scaling.study import analyse, collect
 from scalelab.tracking import registry, sweeps

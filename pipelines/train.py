@@ -17,8 +17,8 @@ hold_collection()  # before the heavy imports below: see scalelab/process.py
 import hydra
 from omegaconf import DictConfig
 
-from scalelab.config import load_config
-from scalelab.errors import exit_on_user_error, one_line_composition_errors
+from scalelab.config import load_config, one_line_composition_errors
+from scalelab.errors import exit_on_user_error
 from scalelab.sweep_job import survives_sweep
 from scalelab.training.recorded import train_seed
 

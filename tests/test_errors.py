@@ -7,7 +7,7 @@ import os
 import pytest
 from hydra import compose, initialize_config_dir
 
-from scalelab.errors import composition_error_line, one_line_composition_errors
+from scalelab.config import composition_error_line, one_line_composition_errors
 from tests.conftest import ROOT
 
 

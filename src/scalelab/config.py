@@ -9,9 +9,13 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
+import os
+import sys
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
@@ -22,6 +26,8 @@ from omegaconf.errors import (
 )
 
 from scalelab.errors import ConfigError
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 DATASETS = ("digits", "mnist1d", "fashion_mnist", "mnist", "spoken_digits")
 MODELS = ("mlp", "cnn")
@@ -371,3 +377,57 @@ def _check_cnn_fits(cfg: Config) -> None:
 def as_dict(section: Any) -> dict[str, Any]:
     """A config section as plain, YAML-ready containers (for logging and checkpoints)."""
     return OmegaConf.to_container(OmegaConf.structured(section), resolve=True)  # type: ignore[return-value]
+
+
+def one_line_composition_errors(main: F) -> F:
+    """Report a command line Hydra cannot compose (an unknown option of a config group, a
+    mistyped or unknown key, an override it cannot parse) in one line, with exit status 2.
+
+    Hydra prints those as a multi-line report; it only lets the exception through when
+    HYDRA_FULL_ERROR is set, so this sets it for the call. Wrap `hydra.main`'s function with it
+    (outermost). A user who sets HYDRA_FULL_ERROR themselves gets Hydra's full traceback.
+    """
+
+    @functools.wraps(main)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from hydra.errors import (
+            ConfigCompositionException,
+            MissingConfigException,
+            OverrideParseException,
+        )
+
+        if "HYDRA_FULL_ERROR" in os.environ:
+            return main(*args, **kwargs)
+        os.environ["HYDRA_FULL_ERROR"] = "1"
+        try:
+            return main(*args, **kwargs)
+        except (ConfigCompositionException, MissingConfigException, OverrideParseException) as err:
+            print(f"scalelab: error: {composition_error_line(err)}", file=sys.stderr)
+            raise SystemExit(2) from None
+        finally:
+            del os.environ["HYDRA_FULL_ERROR"]
+
+    return wrapper  # type: ignore[return-value]
+
+
+def composition_error_line(err: Exception) -> str:
+    """One line for an exception Hydra raised while composing the config."""
+    from hydra.errors import (
+        ConfigCompositionException,
+        MissingConfigException,
+        OverrideParseException,
+    )
+    from omegaconf.errors import OmegaConfBaseException
+
+    first_line = str(err).splitlines()[0]
+    if isinstance(err, MissingConfigException) and err.options and err.missing_cfg_file:
+        group, _, option = err.missing_cfg_file.rpartition("/")
+        return f"{group}={option} is invalid: use one of {', '.join(err.options)}"
+    if isinstance(err, ConfigCompositionException) and isinstance(err.__cause__, OmegaConfBaseException):
+        return schema_error_line(err.__cause__)
+    if isinstance(err, OverrideParseException):
+        return (
+            f"cannot read the override {err.override!r} ({first_line}): see "
+            "https://hydra.cc/docs/advanced/override_grammar/basic"
+        )
+    return "; ".join(line.strip() for line in str(err).splitlines() if line.strip())

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import os
 import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -49,59 +48,3 @@ def exit_on_user_error(main: F) -> F:
             raise SystemExit(interrupts.EXIT_STATUS) from None
 
     return wrapper  # type: ignore[return-value]
-
-
-def one_line_composition_errors(main: F) -> F:
-    """Report a command line Hydra cannot compose (an unknown option of a config group, a
-    mistyped or unknown key, an override it cannot parse) in one line, with exit status 2.
-
-    Hydra prints those as a multi-line report; it only lets the exception through when
-    HYDRA_FULL_ERROR is set, so this sets it for the call. Wrap `hydra.main`'s function with it
-    (outermost). A user who sets HYDRA_FULL_ERROR themselves gets Hydra's full traceback.
-    """
-
-    @functools.wraps(main)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from hydra.errors import (
-            ConfigCompositionException,
-            MissingConfigException,
-            OverrideParseException,
-        )
-
-        if "HYDRA_FULL_ERROR" in os.environ:
-            return main(*args, **kwargs)
-        os.environ["HYDRA_FULL_ERROR"] = "1"
-        try:
-            return main(*args, **kwargs)
-        except (ConfigCompositionException, MissingConfigException, OverrideParseException) as err:
-            print(f"scalelab: error: {composition_error_line(err)}", file=sys.stderr)
-            raise SystemExit(2) from None
-        finally:
-            del os.environ["HYDRA_FULL_ERROR"]
-
-    return wrapper  # type: ignore[return-value]
-
-
-def composition_error_line(err: Exception) -> str:
-    """One line for an exception Hydra raised while composing the config."""
-    from hydra.errors import (
-        ConfigCompositionException,
-        MissingConfigException,
-        OverrideParseException,
-    )
-    from omegaconf.errors import OmegaConfBaseException
-
-    from scalelab.config import schema_error_line
-
-    first_line = str(err).splitlines()[0]
-    if isinstance(err, MissingConfigException) and err.options and err.missing_cfg_file:
-        group, _, option = err.missing_cfg_file.rpartition("/")
-        return f"{group}={option} is invalid: use one of {', '.join(err.options)}"
-    if isinstance(err, ConfigCompositionException) and isinstance(err.__cause__, OmegaConfBaseException):
-        return schema_error_line(err.__cause__)
-    if isinstance(err, OverrideParseException):
-        return (
-            f"cannot read the override {err.override!r} ({first_line}): see "
-            "https://hydra.cc/docs/advanced/override_grammar/basic"
-        )
-    return "; ".join(line.strip() for line in str(err).splitlines() if line.strip())

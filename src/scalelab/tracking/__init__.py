@@ -1,4 +1,4 @@
-"""MLflow runs of trainings: how they are named, tagged, opened, resumed and ended.
+"""MLflow runs of trainings: how they are tagged, opened, resumed and ended (named: `tracking.names`).
 
 Where they go is `tracking.store`; the networks they log, `tracking.logged_models`; sweeps'
 parent runs, `tracking.sweeps`; the champion, `tracking.registry`.
@@ -18,36 +18,14 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 import yaml
 
 from scalelab import interrupts
 from scalelab.config import Config, TrackingConfig, as_dict
 from scalelab.tracking.logged_models import fail_unfinished_models
+from scalelab.tracking.names import experiment_name, flatten, run_name
 from scalelab.tracking.store import ensure_experiment, ensure_store, resolve_uri
-
-
-def experiment_name(config: Config) -> str:
-    """One experiment per study: `tracking.experiment`, else `<data>-<model>`."""
-    return config.tracking.experiment or f"{config.data.name}-{config.model.name}"
-
-
-def run_name(config: Config) -> str:
-    """`<model>-<size>-s<seed>`, e.g. `mlp-l-s0`: the runs table reads like the ladder."""
-    return f"{config.model.name}-{config.model.size}-s{config.seed}"
-
-
-def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, str]:
-    """Nested config -> `{"model.ladder.xs.width": "4", ...}` for MLflow params."""
-    flat: dict[str, str] = {}
-    for key, value in tree.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict):
-            flat.update(flatten(value, f"{name}."))
-        else:
-            flat[name] = str(value)
-    return flat
 
 
 def git_commit() -> str:

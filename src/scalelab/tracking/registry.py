@@ -7,8 +7,9 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from scalelab.config import Config
-from scalelab.tracking import experiment_name, resolve_uri
 from scalelab.tracking.logged_models import complete_model
+from scalelab.tracking.names import experiment_name
+from scalelab.tracking.store import resolve_uri
 
 ALIAS = "champion"
 

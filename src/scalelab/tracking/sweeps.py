@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from scalelab.config import Config, as_dict
-from scalelab.tracking import experiment_name, flatten
+from scalelab.tracking.names import experiment_name, flatten
 from scalelab.tracking.store import ensure_experiment, ensure_store, resolve_uri
 
 SWEEP_PARENT_ENV = "SCALELAB_SWEEP_PARENT_RUN_ID"
