@@ -70,10 +70,6 @@ def _check_processes(task: Config, launcher: str, launcher_cfg: DictConfig) -> N
         )
 
 
-class NoRunFinished(Exception):
-    """Every job of a sweep failed: there is nothing to fit."""
-
-
 class SweepCallback(Callback):
     """Opens the sweep's parent run, evaluates each finished job, fits the law at the end."""
 
@@ -113,11 +109,15 @@ class SweepCallback(Callback):
         parent = os.environ.pop(sweeps.SWEEP_PARENT_ENV)
         task = _task_config(config)
         sweeps.fail_unfinished(task, parent)
+        from scalelab.scaling.flow import NoRunFinished
+
         try:
             missing = self._fit(config, task, parent)
         except NoRunFinished as err:
             sweeps.close(task, parent, "FAILED")
-            raise SystemExit(str(err)) from None
+            raise SystemExit(
+                f"sweep {task.sweep.name}: {err}; see their FAILED runs in MLflow, or the errors above"
+            ) from None
         except BaseException as err:
             sweeps.close(task, parent, "FAILED")
             raise SystemExit(f"sweep {task.sweep.name}: the fit failed: {err!r}") from err
@@ -129,24 +129,15 @@ class SweepCallback(Callback):
 
     @staticmethod
     def _fit(config: DictConfig, task: Config, parent: str) -> list[str]:
-        from scalelab.scaling.report import markdown, write_study
-        from scalelab.scaling.study import analyse, collect
-        from scalelab.tracking import registry
+        from scalelab.scaling.flow import conclude
+        from scalelab.scaling.study import collect
 
         finished = {run.info.run_id for run in sweeps.children(task, parent) if run.info.status == "FINISHED"}
         sizes, seeds = swept_runs(config)
-        study = collect(sizes, seeds, finished=finished)
-        if not study.records:
-            raise NoRunFinished(
-                f"sweep {task.sweep.name}: no run finished ({', '.join(study.missing)}); "
-                f"see their FAILED runs in MLflow, or the errors above"
-            )
-        study = analyse(study, task.sweep.bootstrap)
         out = paths.REPORTS / "sweeps" / task.sweep.name
-        files = write_study(study, out)
-        sweeps.finish_parent(task, parent, study.summary(), markdown(study), files)
+        study, champion = conclude(task, collect(sizes, seeds, finished=finished), out, parent)
         print(f"sweep {task.sweep.name}: {study.verdict.headline()}")
-        print(registry.describe(registry.register_champion(task, study.records), task))
+        print(champion)
         for note in study.notes:
             log.warning("sweep %s: %s", task.sweep.name, note)
         fitted = len(study.records)
