@@ -192,6 +192,18 @@ def make_project(repo: Path) -> Path:
     return repo
 
 
+@pytest.fixture(scope="module")
+def digits(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A prepared copy of scikit-learn's digits (the embedded smoke-study dataset), once per module."""
+    from scalelab.config import DataConfig
+    from scalelab.data.prepare import prepare
+
+    root = tmp_path_factory.mktemp("digits")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(root)
+        return root / prepare(DataConfig(name="digits", test_fraction=0.2))
+
+
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
     """A scratch git + DVC repo holding a copy of the project's pipeline (not its results)."""

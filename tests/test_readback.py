@@ -50,17 +50,6 @@ def project(digits: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-@pytest.fixture(scope="module")
-def digits(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A prepared copy of scikit-learn's digits."""
-    from scalelab.data.prepare import prepare
-
-    root = tmp_path_factory.mktemp("digits")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.chdir(root)
-        return root / prepare(DataConfig(name="digits", test_fraction=0.2))
-
-
 def truncate(path: Path) -> None:
     path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
 
