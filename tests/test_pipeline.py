@@ -58,6 +58,7 @@ def test_dvc_repro_runs_the_ladder_and_the_fit_then_caches(project: Path) -> Non
     children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
     assert sorted(r.info.run_name for r in children) == ["mlp-l-s0", "mlp-m-s0", "mlp-xs-s0"]
     assert parent.data.metrics["loss_vs_params/alpha"] == pytest.approx(study["loss_vs_params"]["alpha"])
+    assert parent.info.start_time == min(c.info.start_time for c in children), "it spans the study"
     assert "| m | 0 |" in parent.data.tags["mlflow.note.content"]
     assert {a.path for a in client.list_artifacts(parent.info.run_id)} >= {
         "scaling.json",

@@ -36,8 +36,12 @@ def experiment_id(config: Config) -> str:
     return ensure_experiment(resolve_uri(config.tracking), experiment_name(config))
 
 
-def start_parent(config: Config, launcher: str, tags: dict[str, str] | None = None) -> str:
-    """Open the parent run of a sweep named `sweep.name`; its run id is the sweep id."""
+def start_parent(
+    config: Config, launcher: str, tags: dict[str, str] | None = None, start_time: int | None = None
+) -> str:
+    """Open the parent run of a sweep named `sweep.name`; its run id is the sweep id.
+
+    `start_time` (ms since the epoch) backdates it, for a parent made after its runs."""
     client = _client(config)
     tags = {
         "sweep.launcher": launcher,
@@ -49,7 +53,7 @@ def start_parent(config: Config, launcher: str, tags: dict[str, str] | None = No
     if exp_name := os.environ.get("DVC_EXP_NAME"):  # one study per queued DVC experiment
         tags["dvc.experiment"] = exp_name
         name = f"{name}-{exp_name}"
-    run = client.create_run(experiment_id(config), run_name=name, tags=tags)
+    run = client.create_run(experiment_id(config), start_time=start_time, run_name=name, tags=tags)
     run_id = run.info.run_id
     client.set_tag(run_id, "sweep_id", run_id)
     client.log_batch(run_id, params=_params(flatten({"sweep": as_dict(config.sweep)})))
@@ -80,7 +84,10 @@ def study_parent(config: Config, run_ids: list[str]) -> str:
     if same:
         client.update_run(same[0].info.run_id, status="RUNNING")
         return same[0].info.run_id
-    parent = start_parent(config, launcher="dvc", tags={"sweep.study": key})
+    # made after its runs trained: it starts when the first of them did, so that its duration in
+    # the MLflow UI is the study's, not the fit's few seconds
+    first = min((client.get_run(run_id).info.start_time for run_id in run_ids), default=None)
+    parent = start_parent(config, launcher="dvc", tags={"sweep.study": key}, start_time=first)
     adopt(config, parent, run_ids)
     return parent
 
