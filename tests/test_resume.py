@@ -22,8 +22,15 @@ from tests.conftest import make_project, run, run_queue, start, start_queue
 pytestmark = pytest.mark.slow
 
 EPOCHS = 60  # xl on digits: ~0.1 s an epoch, so a kill lands mid-training
-# one thread: the test's busy-waiting must not fight the training's thread pool for the 2 cores
-BASE = ["model.size=xl", "trainer.progress_bar=false", "trainer.num_threads=1"]
+# One thread: the test's busy-waiting must not fight the training's thread pool for the 2 cores.
+# Early stopping stays on (its state is in every checkpoint a resume reads) with a patience that
+# lets the training run its budget: stopped after ~15 epochs, it could end before a kill lands.
+BASE = [
+    "model.size=xl",
+    "trainer.progress_bar=false",
+    "trainer.num_threads=1",
+    f"trainer.early_stopping.patience={EPOCHS}",
+]
 OVERRIDES = [*BASE, f"trainer.max_epochs={EPOCHS}"]
 # 4x wider: a 27 MB checkpoint, whose temp file lives long enough for the kill to land in it
 WIDE = [*BASE, "model.width=2048", "trainer.max_epochs=10"]
@@ -235,7 +242,7 @@ def training_pids(cmd_part: str, under: Path) -> list[int]:
 def test_a_queued_dvc_experiment_resumes_after_sigkill(tmp_path: Path) -> None:
     project = make_project(tmp_path / "project")
     run(["python", "-m", "pipelines.prepare"], project)
-    overrides = [*BASE, "trainer.max_epochs=150"]
+    overrides = OVERRIDES
     run(train(overrides), project)
     expected = outcome(project)[1:]  # an uninterrupted training, before anything is queued
     shutil.rmtree(project / "models")  # what is compared below must come from the experiment
