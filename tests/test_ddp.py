@@ -1,6 +1,6 @@
 """Multi-process training (Lightning DDP, 2 CPU processes over gloo): one MLflow run logged by rank
 zero, metrics summed over both processes, the same training as one process within noise, and a
-DDP training killed by SIGKILL resumes (tests/test_resume.py)."""
+DDP training killed by SIGKILL resumes (tests/test_kill_and_resume.py)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """Resuming in-process: a training stopped after an epoch and resumed ends bit-identical to one
-that ran through, dropout's random draws included (the kill -9 tests are in tests/test_resume.py)."""
+that ran through, dropout's random draws included (the kill -9 tests are in tests/test_kill_and_resume.py)."""
 
 from __future__ import annotations
 
