@@ -17,12 +17,14 @@ import time
 import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import pytest
 
 from scalelab.data import sources
 
+T = TypeVar("T")
 ROOT = Path(__file__).resolve().parents[1]
 FSDD = ROOT.parent / "shared/data/fsdd/recordings"  # the local copy of the spoken digits (CI has it)
 BIN = Path(sys.executable).parent  # the venv's bin: python, dvc, mlflow
@@ -144,16 +146,26 @@ def start_queue(project: Path, workers: int) -> None:
     )
 
 
+def wait_until(event: Callable[[], T | None], what: str, timeout: float = 120, every: float = 0.2) -> T:
+    """Poll `event()` until it returns something truthy, and return that; fail the test naming
+    `what` if it has not happened within `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not (found := event()):
+        if time.monotonic() > deadline:
+            pytest.fail(f"{what} did not happen within {timeout:.0f} s")
+        time.sleep(every)
+    return found
+
+
 def run_queue(project: Path, workers: int, timeout: float = 600) -> str:
     """`dvc queue start -j workers`, then wait until nothing is queued or running; the final status."""
     start_queue(project, workers)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+
+    def finished() -> str | None:
         status = run(["dvc", "queue", "status"], project).stdout
-        if not any(word in status for word in ("Queued", "Running")):
-            return status
-        time.sleep(3)
-    pytest.fail(f"the DVC queue did not finish in {timeout:.0f} s")
+        return None if any(word in status for word in ("Queued", "Running")) else status
+
+    return wait_until(finished, "the DVC queue finishing", timeout, every=3)
 
 
 def start(cmd: list[str], cwd: Path, **popen: object) -> subprocess.Popen:

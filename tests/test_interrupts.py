@@ -4,32 +4,30 @@ from __future__ import annotations
 
 import signal
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
 from mlflow import MlflowClient
 
-from tests.conftest import live_store, run, start
+from tests.conftest import live_store, run, start, wait_until
 
 pytestmark = pytest.mark.slow
 
 
-def running_run(project: Path, child: subprocess.Popen, timeout: float = 240) -> str:
-    """Wait until the training process has opened its MLflow run; return the run id.
-
-    (240 s: a loaded CI box starts slowly.)
-    """
+def training_run(project: Path, child: subprocess.Popen) -> str:
+    """Wait until the training process is running epochs (its open MLflow run has logged one);
+    return the run id. (240 s: a loaded CI box starts slowly.)"""
     client = live_store(project)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+
+    def training() -> str | None:
         assert child.poll() is None, child.communicate()[0]
         experiment = client.get_experiment_by_name("digits-mlp")
         runs = client.search_runs([experiment.experiment_id]) if experiment else []
-        if runs and runs[0].info.status == "RUNNING":
+        if runs and runs[0].info.status == "RUNNING" and "train/loss" in runs[0].data.metrics:
             return runs[0].info.run_id
-        time.sleep(0.5)
-    pytest.fail("training never opened its MLflow run")
+        return None
+
+    return wait_until(training, "the training's first logged epoch", timeout=240, every=0.5)
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
@@ -48,8 +46,7 @@ def test_a_signalled_training_ends_its_run_killed(project: Path, sig: signal.Sig
         project,
     )
     try:
-        run_id = running_run(project, child)
-        time.sleep(3)  # into the epochs
+        run_id = training_run(project, child)
         child.send_signal(sig)
         output, _ = child.communicate(timeout=60)
     finally:

@@ -17,7 +17,7 @@ from mlflow import MlflowClient
 
 from scalelab.tracking.logged_models import complete_model, logged_models
 from scalelab.training.saved import CHECKPOINT_FILE
-from tests.conftest import make_project, run, run_queue, start, start_queue
+from tests.conftest import make_project, run, run_queue, start, start_queue, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -81,13 +81,8 @@ def checkpoint_file(repo: Path, name: str = "last.ckpt") -> Path | None:
     return found[0] if found else None
 
 
-def first_checkpoint(repo: Path, timeout: float = 120) -> Path:
-    deadline = time.monotonic() + timeout
-    while (found := checkpoint_file(repo)) is None:
-        if time.monotonic() > deadline:
-            pytest.fail("no epoch checkpoint appeared")
-        time.sleep(0.01)
-    return found
+def first_checkpoint(repo: Path) -> Path:
+    return wait_until(lambda: checkpoint_file(repo), "the first epoch checkpoint", every=0.01)
 
 
 def mid_epoch(repo: Path) -> None:
@@ -115,14 +110,13 @@ def between_checkpoint_and_mlflow(repo: Path) -> None:
 def while_the_model_uploads(repo: Path) -> None:
     """After the last epoch, while MLflow uploads the trained model (its LoggedModel PENDING)."""
     client = store(repo)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
+
+    def uploading() -> bool:
         experiment = client.get_experiment_by_name("digits-mlp") if (repo / "mlflow.db").exists() else None
         models = client.search_logged_models([experiment.experiment_id]) if experiment else []
-        if any(str(model.status) == "PENDING" for model in models):
-            return
-        time.sleep(0.02)
-    pytest.fail("no model upload was seen")
+        return any(str(model.status) == "PENDING" for model in models)
+
+    wait_until(uploading, "a model upload", every=0.02)
 
 
 def kill_when(repo: Path, moment: Callable[[Path], None], cmd: list[str]) -> str:
