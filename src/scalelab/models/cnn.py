@@ -17,19 +17,16 @@ def channels(width: int, depth: int) -> list[int]:
     return [width * 2**i for i in range(depth)]
 
 
-def feature_side(side: int, depth: int) -> int:
-    """Side of the feature map after `depth` 2x2 max-pools (floor division, as PyTorch pools)."""
-    return side // 2**depth
-
-
 class CNN(nn.Module):
-    """`depth` blocks of [(3x3 conv -> batch norm -> activation) x 2 -> 2x2 max-pool], then a small
-    classifier: flatten -> dropout -> Linear(4 * width) -> activation -> dropout -> Linear(classes).
+    """`depth` blocks of [(3x3 conv -> batch norm -> activation) x 2 -> 2x2 max-pool], then a
+    global-average-pool head: mean over the map -> dropout -> Linear(classes).
 
-    Each choice was measured on Fashion-MNIST at width 16, 10 epochs (H200, test accuracy): one
-    plain conv per block 0.904; two convs with batch norm (Ioffe & Szegedy 2015) 0.911-0.920
-    over four runs, but overfitting after epoch 5; with dropout 0.25 (as VGG's classifier, at a
-    lower rate for so short a training) 0.921 and 0.922; dropout 0.5 underfits (0.907, 0.910).
+    The head is the ResNet / Network-in-Network one (Lin et al. 2014; He et al. 2016): its
+    parameters are the last block's channels x classes, so nearly all of N sits in the
+    convolutions and a bigger rung means more convolutional capacity, not a wider dense layer
+    on a flattened map (the flatten head held 1.6 M of the old 1.87 M-parameter top rung). It also
+    makes N independent of the input's size: 28x28 images and 32x64 spectrograms give the same
+    counts. Batch norm (Ioffe & Szegedy 2015) after every conv; dropout 0.25 before the readout.
 
     Works on any (C, H, W) input with H, W >= 2**depth: 28x28 images, or log-mel spectrograms
     (1, mels, frames) seen as images.
@@ -47,7 +44,7 @@ class CNN(nn.Module):
         dropout: float = 0.25,
     ) -> None:
         super().__init__()
-        in_channels, height, side_w = input_shape
+        in_channels = input_shape[0]
         blocks: list[nn.Module] = []
         for fan_in, fan_out in zip(
             [in_channels, *channels(width, depth)], channels(width, depth), strict=False
@@ -58,15 +55,11 @@ class CNN(nn.Module):
                 blocks += [conv, *norm, ACTIVATIONS[activation]()]
             blocks.append(nn.MaxPool2d(2))
         self.features = nn.Sequential(*blocks)
-        flat = channels(width, depth)[-1] * feature_side(height, depth) * feature_side(side_w, depth)
-        hidden = 4 * width
         self.classifier = nn.Sequential(
+            nn.AdaptiveAvgPool2d(1),
             nn.Flatten(),
             nn.Dropout(dropout),
-            nn.Linear(flat, hidden),
-            ACTIVATIONS[activation](),
-            nn.Dropout(dropout),
-            nn.Linear(hidden, num_classes),
+            nn.Linear(channels(width, depth)[-1], num_classes),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
