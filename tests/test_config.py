@@ -80,7 +80,7 @@ def test_the_smoke_study_keeps_the_seed_recipe_with_its_epochs_as_a_budget() -> 
         ),
         ({"data": {"val_fraction": 1.5}}, "data.val_fraction=1.5 is invalid"),
         ({"data": {"name": "mnist"}}, "mnist has an official test split; set data.test_fraction=null"),
-        ({"model": {"size": "huge"}}, "model.size='huge' is invalid: use one of xxs, xs, s, m, l, xl, xxl, xxxl"),
+        ({"model": {"size": "huge"}}, "model.size='huge' is invalid: use one of xxs, xs, s, m, l, xl"),
         ({"data": {"name": "mnist1d", "test_fraction": None}, "model": {"name": "cnn"}}, "use model=mlp"),
         ({"data": {"samples": 5000}}, "data.samples=5000 is invalid: digits is not generated; set null"),
         (
