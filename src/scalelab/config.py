@@ -63,6 +63,10 @@ class DataConfig:
     standardize: bool = False  # subtract the train mean and divide by the train std
     split_seed: int = 0  # the validation (and digits' test) split; separate from the train seed
     samples: int | None = None  # generated datasets (mnist1d): how many to make, train + test
+    # The data axis: train on the first n samples of the training split in a seed's fixed
+    # shuffled order, so that for one seed a smaller set is a prefix of a larger one; the
+    # validation and test splits stay whole. null: the whole training split.
+    train_samples: int | None = None
     audio: AudioConfig = field(default_factory=AudioConfig)  # spoken_digits only
 
 
@@ -155,23 +159,36 @@ class SweepConfig:
     sizes: list[str] = field(default_factory=lambda: ["xs", "s", "m", "l", "xl", "xxl"])
     seeds: list[int] = field(default_factory=lambda: [0])
     bootstrap: int = 1000  # resamples (whole seeds per rung) for the 95% intervals; 0: none
+    # The data axis of `dvc repro`: every rung trains on each of these training-set sizes
+    # (data.train_samples), and the study fits the joint law L(N, D). Empty: the axis is off.
+    data_sizes: list[int] = field(default_factory=list)
 
 
 @dataclass
 class Config:
     """The whole composed config: what `params.yaml` holds."""
 
-    def seeds(self) -> list[int]:
-        """The seeds this process runs: `seed`, or every seed of the study with `all_seeds`."""
-        return list(self.sweep.seeds) if self.all_seeds else [self.seed]
-
-    def for_seed(self, seed: int) -> Config:
-        """This config with `seed` as the run's seed."""
-        return dataclasses.replace(self, seed=seed, all_seeds=False)
+    def runs(self) -> list[Config]:
+        """The runs this process trains or evaluates: this config's, or with `all_seeds` every
+        (training-set size of sweep.data_sizes, seed of sweep.seeds) of its rung."""
+        if not self.all_seeds:
+            return [self]
+        data_sizes = self.sweep.data_sizes or [self.data.train_samples]
+        return [
+            dataclasses.replace(
+                self,
+                seed=seed,
+                all_seeds=False,
+                data=dataclasses.replace(self.data, train_samples=samples),
+            )
+            for samples in data_sizes
+            for seed in self.sweep.seeds
+        ]
 
     seed: int = 0
-    # True: this process trains (or evaluates) every seed of sweep.seeds in turn, as each DVC
-    # rung stage does, so a rung pays the imports of torch, Lightning and MLflow once.
+    # True: this process trains (or evaluates) every seed of sweep.seeds (on every size of
+    # sweep.data_sizes) in turn, as each DVC rung stage does, so a rung pays the imports of
+    # torch, Lightning and MLflow once.
     all_seeds: bool = False
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -262,6 +279,8 @@ def check(cfg: Config) -> None:
             d.test_fraction,
             f"{d.name} has an official test split; set data.test_fraction=null",
         )
+    subset = d.train_samples
+    _require(subset is None or subset >= 1, "data.train_samples", subset, "use >= 1 or null")
     if d.name == "mnist1d":
         _require(d.samples is None or d.samples >= 100, "data.samples", d.samples, "use >= 100 or null")
     else:
@@ -340,6 +359,12 @@ def check(cfg: Config) -> None:
     _require(len(set(sw.sizes)) == len(sw.sizes) > 0, "sweep.sizes", sw.sizes, "list distinct sizes")
     _require(len(set(sw.seeds)) == len(sw.seeds) > 0, "sweep.seeds", sw.seeds, "list distinct seeds")
     _require(sw.bootstrap >= 0, "sweep.bootstrap", sw.bootstrap, "use >= 0")
+    _require(
+        len(set(sw.data_sizes)) == len(sw.data_sizes) and all(n >= 1 for n in sw.data_sizes),
+        "sweep.data_sizes",
+        sw.data_sizes,
+        "list distinct training-set sizes >= 1, or [] for none",
+    )
     _require(t.devices >= 1, "trainer.devices", t.devices, "use >= 1")
     _require(t.strategy in STRATEGIES, "trainer.strategy", t.strategy, f"use one of {', '.join(STRATEGIES)}")
     _require(

@@ -182,9 +182,9 @@ def evaluate_run(config: Config) -> dict[str, float]:
     from scalelab.data.prepared import load_groups, load_split, read_manifest
     from scalelab.training.saved import CHECKPOINT_FILE, load_network
 
-    size, seed = config.model.size, config.seed
-    out = paths.run_reports(size, seed)
-    net, meta = load_network(paths.model_dir(size, seed) / CHECKPOINT_FILE)
+    size, seed, samples = config.model.size, config.seed, config.data.train_samples
+    out = paths.run_reports(size, seed, samples=samples)
+    net, meta = load_network(paths.model_dir(size, seed, samples) / CHECKPOINT_FILE)
     data_dir = paths.prepared_dir(config.data.name)
     classes = read_manifest(data_dir)["class_names"]
     x, y = load_split(data_dir, "test")
@@ -200,7 +200,7 @@ def evaluate_run(config: Config) -> dict[str, float]:
         per_class(logits, y, classes),
         ["class", "support", "precision", "recall", "f1"],
     )
-    name = f"{config.data.name} {config.model.name}-{paths.run_key(size, seed)}"
+    name = f"{config.data.name} {config.model.name}-{paths.run_key(size, seed, samples)}"
     plot_confusion(out / "confusion.png", confusion, classes, f"{name}: test confusion")
     plot_misclassified(out / "misclassified.png", x, y, logits, classes, f"{name}: most confident mistakes")
     if meta["run_id"]:

@@ -1,8 +1,9 @@
 """The stable, config-derived places where stages write (and `dvc.yaml` declares) results.
 
-A trained model lives under its rung and seed, `<size>/s<seed>` (e.g. `m/s0`), the same place
-whichever way it was launched (dvc repro, Hydra multirun, DVC experiment). Each DVC rung stage
-owns one `<size>/` folder, holding the rung's seeds.
+A trained model lives under its cell and seed, `<size>/s<seed>` (e.g. `m/s0`), the same place
+whichever way it was launched (dvc repro, Hydra multirun, DVC experiment). A study with a data
+axis (`data.train_samples`) adds it to the cell: `<size>/d<samples>/s<seed>` (e.g. `m/d1000/s0`).
+Each DVC stage owns one cell folder, holding the cell's seeds.
 """
 
 from __future__ import annotations
@@ -12,9 +13,15 @@ from pathlib import Path
 REPORTS = Path("reports")
 
 
-def run_key(size: str, seed: int) -> str:
-    """`<size>-s<seed>`: names a trained model (in messages and, prefixed, its MLflow run)."""
-    return f"{size}-s{seed}"
+def cell(size: str, samples: int | None = None) -> str:
+    """`<size>`, or `<size>/d<samples>` on a data axis: the folder of one (model, data) size."""
+    return size if samples is None else f"{size}/d{samples}"
+
+
+def run_key(size: str, seed: int, samples: int | None = None) -> str:
+    """`<size>-s<seed>` (`<size>-d<samples>-s<seed>` on a data axis): names a trained model (in
+    messages and, prefixed, its MLflow run)."""
+    return f"{cell(size, samples).replace('/', '-')}-s{seed}"
 
 
 def prepared_dir(dataset: str) -> Path:
@@ -22,16 +29,16 @@ def prepared_dir(dataset: str) -> Path:
     return Path("data/prepared") / dataset
 
 
-def model_dir(size: str, seed: int) -> Path:
-    """`models/<size>/s<seed>/`: the checkpoint of the train stage."""
-    return Path("models") / size / f"s{seed}"
+def model_dir(size: str, seed: int, samples: int | None = None) -> Path:
+    """`models/<cell>/s<seed>/`: the checkpoint of the train stage."""
+    return Path("models") / cell(size, samples) / f"s{seed}"
 
 
-def train_reports(size: str, seed: int, reports: Path = REPORTS) -> Path:
-    """`reports/train/<size>/s<seed>/`: what the train stage reports (run.json, train_metrics.json)."""
-    return reports / "train" / size / f"s{seed}"
+def train_reports(size: str, seed: int, reports: Path = REPORTS, samples: int | None = None) -> Path:
+    """`reports/train/<cell>/s<seed>/`: what the train stage reports (run.json, train_metrics.json)."""
+    return reports / "train" / cell(size, samples) / f"s{seed}"
 
 
-def run_reports(size: str, seed: int, reports: Path = REPORTS) -> Path:
-    """`reports/runs/<size>/s<seed>/`: what the evaluate stage reports (metrics.json, tables, plots)."""
-    return reports / "runs" / size / f"s{seed}"
+def run_reports(size: str, seed: int, reports: Path = REPORTS, samples: int | None = None) -> Path:
+    """`reports/runs/<cell>/s<seed>/`: what the evaluate stage reports (metrics.json, tables, plots)."""
+    return reports / "runs" / cell(size, samples) / f"s{seed}"

@@ -1,6 +1,7 @@
 """Hydra multirun callback: a sweep becomes one MLflow parent run, evaluated children and a fit.
 
-`python -m pipelines.train -m model.size=xs,s,m [seed=0,1,2] [hydra/launcher=joblib]`:
+`python -m pipelines.train -m model.size=xs,s,m [seed=0,1,2] [data.train_samples=1000,4000]
+[hydra/launcher=joblib]`:
 before the jobs start, the parent run (and the MLflow store) is created once; each job trains
 (pipelines/train.py) and, when it succeeded, evaluates its checkpoint here, in its own worker;
 after the last job, the finished children are fitted and the study goes to the parent run and
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+from dataclasses import dataclass
 from typing import Any
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
@@ -26,28 +28,46 @@ from scalelab.sweep_job import JOB_OK
 from scalelab.tracking import sweeps
 
 log = logging.getLogger(__name__)
-SWEPT_KEYS = {"model.size", "seed"}  # results live at models/<size>/s<seed>: nothing else may vary
+# Results live at models/<size>[/d<train_samples>]/s<seed>: nothing else may vary in one sweep.
+SWEPT_KEYS = {"model.size", "seed", "data.train_samples"}
 
 
 def _task_config(config: DictConfig) -> Config:
     return load_config({k: v for k, v in config.items() if k != "hydra"})
 
 
-def swept_runs(config: DictConfig) -> tuple[list[str], list[int]]:
-    """The sizes and seeds the multirun's command-line sweep launches (every pair of them)."""
-    values: dict[str, list[Any]] = {"model.size": [config.model.size], "seed": [config.seed]}
+@dataclass(frozen=True)
+class Swept:
+    """The axes a multirun's command-line sweep launches (every combination of them)."""
+
+    sizes: list[str]
+    seeds: list[int]
+    data_sizes: list[int | None]
+
+
+def swept_runs(config: DictConfig) -> Swept:
+    """The sizes, seeds and training-set sizes of the multirun's command-line sweep."""
+    values: dict[str, list[Any]] = {
+        "model.size": [config.model.size],
+        "seed": [config.seed],
+        "data.train_samples": [config.data.get("train_samples")],
+    }
     for override in OverridesParser.create().parse_overrides(list(config.hydra.overrides.task)):
         key = override.get_key_element()
         if not override.is_sweep_override():
             continue
         if key not in SWEPT_KEYS:
             raise ConfigError(
-                f"{key} is swept, but a size sweep may only vary model.size and seed (results "
-                f"are stored per <size>/s<seed>); search learning rates with "
-                f"trainer.lr_search=[...], sweep other axes with dvc exp run --queue -S"
+                f"{key} is swept, but a study may only vary model.size, data.train_samples and "
+                f"seed (results are stored per <size>/d<train_samples>/s<seed>); search learning "
+                f"rates with trainer.lr_search=[...], sweep other axes with dvc exp run --queue -S"
             )
         values[key] = list(override.sweep_iterator())
-    return [str(size) for size in values["model.size"]], [int(seed) for seed in values["seed"]]
+    return Swept(
+        sizes=[str(size) for size in values["model.size"]],
+        seeds=[int(seed) for seed in values["seed"]],
+        data_sizes=[None if v is None else int(v) for v in values["data.train_samples"]],
+    )
 
 
 def _check_processes(task: Config, launcher: str, launcher_cfg: DictConfig) -> None:
@@ -133,9 +153,10 @@ class SweepCallback(Callback):
         from scalelab.scaling.study import collect
 
         finished = {run.info.run_id for run in sweeps.children(task, parent) if run.info.status == "FINISHED"}
-        sizes, seeds = swept_runs(config)
+        swept = swept_runs(config)
         out = paths.REPORTS / "sweeps" / task.sweep.name
-        study, champion = conclude(task, collect(sizes, seeds, finished=finished), out, parent)
+        runs = collect(swept.sizes, swept.seeds, finished=finished, data_sizes=swept.data_sizes)
+        study, champion = conclude(task, runs, out, parent)
         print(f"sweep {task.sweep.name}: {study.verdict.headline()}")
         print(champion)
         for note in study.notes:

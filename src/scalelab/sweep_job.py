@@ -46,6 +46,7 @@ def survives_sweep(task: Callable[[DictConfig], None]) -> Callable[[DictConfig],
 
 
 def _failed(cfg: DictConfig, err: BaseException) -> str:
-    key = paths.run_key(str(cfg.model.size), int(cfg.seed))
+    samples = cfg.data.get("train_samples")
+    key = paths.run_key(str(cfg.model.size), int(cfg.seed), None if samples is None else int(samples))
     log.error("sweep job %s failed: %s: %s", key, type(err).__name__, err)
     return JOB_FAILED

@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from scalelab.data.datamodule import InMemoryBatches
+from scalelab.data.datamodule import InMemoryBatches, PreparedDataModule
+from scalelab.errors import DataError
 
 
 def test_in_memory_batches_visit_every_sample_once_per_epoch_in_an_order_set_by_seed_and_epoch() -> None:
@@ -54,3 +55,28 @@ def test_a_last_batch_too_small_to_share_is_dropped_under_ddp_only() -> None:
     shards = [InMemoryBatches(x, y, batch_size=4, shuffle=False, rank=r, world=2) for r in range(2)]
     assert [len(s) for s in shards] == [2, 2], "one sample left over cannot feed two processes"
     assert sorted(torch.cat([yb for s in shards for _, yb in s]).tolist()) == list(range(8))
+
+
+def test_the_data_axis_trains_on_nested_prefixes_and_keeps_validation_and_test_whole(digits) -> None:
+    def splits(samples: int | None, seed: int = 0) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+        data = PreparedDataModule(digits, batch_size=32, seed=seed, train_samples=samples)
+        data.setup("fit")
+        data.setup("test")
+        return data.splits
+
+    whole, small, large = splits(None), splits(100), splits(400)
+    assert len(small["train"][1]) == 100 and len(large["train"][1]) == 400
+    assert torch.equal(small["train"][0], large["train"][0][:100]), "a smaller set is a prefix of a larger"
+    assert torch.equal(small["train"][1], large["train"][1][:100])
+    rows = {tuple(row.tolist()) for row in whole["train"][0].flatten(1)}
+    assert all(tuple(row.tolist()) in rows for row in large["train"][0].flatten(1)), "drawn from the split"
+    for split in ("val", "test"):
+        assert torch.equal(small[split][0], whole[split][0]), f"{split} never shrinks"
+    assert not torch.equal(splits(100, seed=1)["train"][1], small["train"][1]), "each seed its own draw"
+    assert torch.equal(splits(100)["train"][0], small["train"][0]), "the same seed, the same draw"
+
+
+def test_asking_for_more_training_samples_than_the_split_has_is_refused(digits) -> None:
+    data = PreparedDataModule(digits, batch_size=32, train_samples=100_000)
+    with pytest.raises(DataError, match=r"data.train_samples=100000 is more than the \d+ training samples"):
+        data.setup("fit")

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from scalelab.scaling.fit import fit_table
+from scalelab.scaling.joint import JointLaw
 from scalelab.scaling.law import PowerLaw
 from scalelab.scaling.report import PLOTS, markdown, write_study
 from scalelab.scaling.study import analyse, collect
@@ -16,12 +18,20 @@ LADDER = {"xs": 300, "s": 1_266, "m": 6_570, "l": 50_826, "xl": 596_490}
 
 
 def write_run(
-    reports: Path, size: str, seed: int, loss: float, acc: float = 0.9, converged: bool = True
+    reports: Path,
+    size: str,
+    seed: int,
+    loss: float,
+    acc: float = 0.9,
+    converged: bool = True,
+    train_samples: int | None = None,
 ) -> None:
-    folder = reports / "train" / size / f"s{seed}"
+    cell = size if train_samples is None else f"{size}/d{train_samples}"
+    folder = reports / "train" / cell / f"s{seed}"
     folder.mkdir(parents=True)
     params = LADDER[size]
-    (folder / "run.json").write_text(json.dumps({"run_id": f"id-{size}-{seed}", "size": size, "seed": seed}))
+    run_id = f"id-{cell}-{seed}"
+    (folder / "run.json").write_text(json.dumps({"run_id": run_id, "size": size, "seed": seed}))
     (folder / "train_metrics.json").write_text(
         json.dumps(
             {
@@ -29,10 +39,11 @@ def write_run(
                 "train/flops": 6.0 * params * 1000,
                 "train/seconds": 1.0,
                 "train/converged": float(converged),
+                "data/train_samples": train_samples or 1000,
             }
         )
     )
-    tested = reports / "runs" / size / f"s{seed}"
+    tested = reports / "runs" / cell / f"s{seed}"
     tested.mkdir(parents=True)
     (tested / "metrics.json").write_text(json.dumps({"test/loss": loss, "test/acc": acc}))
 
@@ -117,7 +128,8 @@ def test_study_files_and_table(tmp_path: Path) -> None:
     study = analyse(collect(list(LADDER), [0], tmp_path), n_boot=20)
     write_study(study, tmp_path)
     rows = (tmp_path / "scaling.csv").read_text().splitlines()
-    assert rows[0] == "size,seed,run_id,model/params,train/flops,test/loss,test/acc,train/seconds"
+    header = "size,seed,run_id,model/params,train/flops,test/loss,test/acc,train/seconds,data/train_samples"
+    assert rows[0] == header
     assert [r.split(",")[0] for r in rows[1:]] == list(LADDER), "ordered by size"
     table = markdown(study)
     assert "| xl | 0 | 596,490 |" in table and "**Fit**: L(N) = 0.1000" in table
@@ -130,3 +142,34 @@ def test_a_report_from_another_run_does_not_stand_in_for_this_sweeps(tmp_path: P
     # This sweep's s run failed; the report at its path is an older run's (id-s-0).
     study = collect(["xs", "s", "m"], [0], tmp_path, finished={"id-xs-0", "id-m-0"})
     assert [r.size for r in study.records] == ["xs", "m"] and study.missing == ["s-s0"]
+
+
+def test_a_data_axis_fits_the_joint_law_and_keeps_the_ladder_at_the_most_data(tmp_path: Path) -> None:
+    planted = JointLaw(E=0.2, A=40.0, B=60.0, alpha=0.5, beta=0.4)
+    data_sizes = [250, 500, 1000, 2000]
+    for size, params in LADDER.items():
+        for samples in data_sizes:
+            for seed, wobble in enumerate((0.995, 1.0, 1.005)):
+                loss = float(planted(params, samples)) * wobble
+                write_run(tmp_path, size, seed, loss, train_samples=samples)
+    study = analyse(collect(list(LADDER), [0, 1, 2], tmp_path, data_sizes=data_sizes), n_boot=30)
+    assert len(study.records) == 60 and study.data_sizes == data_sizes
+    assert {r.train_samples for r in study.ladder_records} == {2000}, "the ladder: the largest data size"
+    summary = study.summary()
+    joint = summary["joint"]
+    assert (joint["runs"], joint["cells"], joint["bootstrap"]["method"]) == (60, 20, "runs within cells")
+    for name, value in [("alpha", 0.5), ("beta", 0.4), ("E", 0.2)]:
+        estimate = joint["estimates"][name]
+        assert estimate["estimate"] == pytest.approx(value, rel=0.05), name
+        assert estimate["low"] <= estimate["estimate"] <= estimate["high"], name
+    assert "data axis" in " ".join(summary["notes"]) and "**Joint law** over 60 runs" in markdown(study)
+    write_study(study, tmp_path)
+    report = fit_table(tmp_path / "scaling.csv", resamples=0)  # the lab's own table, as any CSV
+    assert report["runs"] == 60 and report["estimates"]["beta"]["estimate"] == pytest.approx(0.4, rel=0.05)
+
+
+def test_runs_of_a_data_axis_have_their_own_paths_and_names(tmp_path: Path) -> None:
+    write_run(tmp_path, "m", 0, 1.0, train_samples=500)
+    study = collect(["m"], [0, 1], tmp_path, data_sizes=[500, 1000])
+    assert [r.key for r in study.records] == ["m-d500-s0"]
+    assert study.missing == ["m-d500-s1", "m-d1000-s0", "m-d1000-s1"]

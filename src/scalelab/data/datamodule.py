@@ -11,6 +11,16 @@ import pytorch_lightning as pl
 import torch
 
 from scalelab.data.prepared import load_split, read_manifest
+from scalelab.errors import DataError
+
+SUBSET_STREAM = 2**31 - 1  # the seed's random stream for the data axis, apart from its epochs'
+
+
+def subset_order(seed: int, n: int) -> torch.Tensor:
+    """A fixed permutation of the `n` training samples for `seed`: the data axis trains on its
+    first k, so for one seed every smaller training set is a prefix of every larger one."""
+    generator = torch.Generator().manual_seed(epoch_seed(seed, SUBSET_STREAM))
+    return torch.randperm(n, generator=generator)
 
 
 def epoch_seed(seed: int, epoch: int) -> int:
@@ -100,7 +110,8 @@ class PreparedDataModule(pl.LightningDataModule):
     """The train/val/test splits of one prepared dataset folder, held in memory.
 
     Training batches come in groups of `steps_per_call`; evaluation uses batches of
-    `eval_batch_size` (no gradients, so the batch size changes nothing but speed).
+    `eval_batch_size` (no gradients, so the batch size changes nothing but speed). With
+    `train_samples`, training sees only the first that many of `subset_order(seed)`.
     """
 
     def __init__(
@@ -110,9 +121,11 @@ class PreparedDataModule(pl.LightningDataModule):
         seed: int = 0,
         steps_per_call: int = 1,
         eval_batch_size: int = 2048,
+        train_samples: int | None = None,
     ) -> None:
         super().__init__()
         self.folder = Path(folder)
+        self.train_samples = train_samples
         self.batch_size = batch_size
         self.seed = seed
         self.steps_per_call = steps_per_call
@@ -126,6 +139,17 @@ class PreparedDataModule(pl.LightningDataModule):
         for split in wanted:
             if split not in self.splits:
                 self.splits[split] = load_split(self.folder, split)
+                if split == "train" and self.train_samples is not None:
+                    self.splits[split] = self._subset(*self.splits[split])
+
+    def _subset(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.train_samples > len(y):
+            raise DataError(
+                f"data.train_samples={self.train_samples} is more than the {len(y)} training samples "
+                f"of {self.manifest['dataset']}: use <= {len(y)}"
+            )
+        keep = subset_order(self.seed, len(y))[: self.train_samples]
+        return x[keep], y[keep]
 
     def transfer_batch_to_device(self, group: Any, device: torch.device, dataloader_idx: int) -> Any:
         """Move a training group's tensors directly: Lightning's generic walk over the nested

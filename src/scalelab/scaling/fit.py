@@ -4,9 +4,10 @@
 
 The CSV needs a header with `params` (N), `samples` or `tokens` (D: what each run trained on)
 and `loss` (its evaluation loss), one row per run; other columns are ignored, and several runs
-(seeds) of one (N, D) cell are resampled together. Prints the estimates with 95% bootstrap
-intervals as JSON on stdout (keys documented in docs/fitting.md); `fit_table` is the same
-thing as a function.
+(seeds) of one (N, D) cell are resampled together. A study's own `reports/scaling.csv` works as
+it is: its `model/params`, `data/train_samples` and `test/loss` stand in for the three.
+Prints the estimates with 95% bootstrap intervals as JSON on stdout (keys documented in
+docs/fitting.md); `fit_table` is the same thing as a function.
 """
 
 from __future__ import annotations
@@ -22,10 +23,10 @@ from typing import Any
 import numpy as np
 
 from scalelab.errors import ScalelabError, exit_on_user_error
-from scalelab.scaling.joint import GRID_POINTS, HUBER_DELTA, LEVEL, JointFit, fit_joint
+from scalelab.scaling.joint import fit_joint, joint_summary
 
 DATA_COLUMNS = ("samples", "tokens")
-ESTIMATES = ("E", "A", "B", "alpha", "beta")
+LAB_COLUMNS = {"model/params": "params", "data/train_samples": "samples", "test/loss": "loss"}  # scaling.csv
 
 
 def read_table(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, str]:
@@ -34,6 +35,9 @@ def read_table(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, str]:
         with path.open(newline="", encoding="utf-8") as handle:
             rows = list(csv.DictReader(handle))
             header = [] if not rows else list(rows[0])
+            if not {"params", "loss", *DATA_COLUMNS} & set(header):
+                rows = [{LAB_COLUMNS.get(k, k): v for k, v in row.items()} for row in rows]
+                header = [LAB_COLUMNS.get(k, k) for k in header]
     except FileNotFoundError:
         raise ScalelabError(f"{path}: no such file") from None
     except (OSError, UnicodeDecodeError, csv.Error) as err:
@@ -62,34 +66,6 @@ def read_table(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, str]:
     return values[:, 0], values[:, 1], values[:, 2], present[0]
 
 
-def summary(fit: JointFit, data_column: str) -> dict[str, Any]:
-    """The JSON-ready report of a joint fit."""
-
-    def entry(name: str) -> dict[str, float | None]:
-        interval = fit.interval(name)
-        return {
-            "estimate": fit.estimate(name),
-            "low": interval[0] if interval else None,
-            "high": interval[1] if interval else None,
-        }
-
-    return {
-        "law": "L(N, D) = E + A * N^-alpha + B * D^-beta",
-        "data_column": data_column,
-        "runs": fit.rows,
-        "cells": fit.cells,
-        "estimates": {name: entry(name) for name in ESTIMATES},
-        "compute_optimal": {
-            "N_opt_exponent": entry("a"),
-            "D_opt_exponent": entry("b"),
-            "meaning": "for compute C = k*N*D, N_opt ~ C^N_opt_exponent and D_opt ~ C^D_opt_exponent",
-        },
-        "on_bound": fit.on_bound(),
-        "fit": {"objective": "huber on log loss", "delta": HUBER_DELTA, "grid_points": len(GRID_POINTS)},
-        "bootstrap": {"resamples": len(fit.resampled), "method": fit.method, "level": LEVEL},
-    }
-
-
 def fit_table(path: str | Path, resamples: int = 1000, seed: int = 0) -> dict[str, Any]:
     """Fit L(N, D) to the runs in a CSV and return `summary`'s report."""
     params, data, loss, column = read_table(Path(path))
@@ -97,7 +73,7 @@ def fit_table(path: str | Path, resamples: int = 1000, seed: int = 0) -> dict[st
         fit = fit_joint(params, data, loss, resamples=resamples, seed=seed)
     except ValueError as err:
         raise ScalelabError(f"{path}: {err}") from None
-    return summary(fit, column)
+    return joint_summary(fit, column)
 
 
 @exit_on_user_error

@@ -39,9 +39,10 @@ def conclude(config: Config, study: Study, out: Path, parent: str) -> tuple[Stud
 
 
 def fit_dvc_study(config: Config) -> None:
-    """The scaling stage: every (size, seed) of `sweep`, from `reports/`, under a parent that
-    a rerun over the same runs and settings reuses."""
-    study = collect(config.sweep.sizes, config.sweep.seeds)
+    """The scaling stage: every (size, data size, seed) of `sweep`, from `reports/`, under a
+    parent that a rerun over the same runs and settings reuses."""
+    data_sizes: list[int | None] = list(config.sweep.data_sizes) or [config.data.train_samples]
+    study = collect(config.sweep.sizes, config.sweep.seeds, data_sizes=data_sizes)
     if not study.records:
         raise NoRunFinished(
             f"no run of the study has reports under {paths.REPORTS}/ ({', '.join(study.missing)}): "

@@ -25,6 +25,7 @@ from __future__ import annotations
 import itertools
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from scipy.optimize import minimize
@@ -257,3 +258,34 @@ def _fit_all(
         rows=len(log_y),
         cells=len(cells),
     )
+
+
+ESTIMATES = ("E", "A", "B", "alpha", "beta")
+
+
+def joint_summary(fit: JointFit, data_column: str) -> dict[str, Any]:
+    """The JSON-ready report of a joint fit."""
+
+    def entry(name: str) -> dict[str, float | None]:
+        interval = fit.interval(name)
+        return {
+            "estimate": fit.estimate(name),
+            "low": interval[0] if interval else None,
+            "high": interval[1] if interval else None,
+        }
+
+    return {
+        "law": "L(N, D) = E + A * N^-alpha + B * D^-beta",
+        "data_column": data_column,
+        "runs": fit.rows,
+        "cells": fit.cells,
+        "estimates": {name: entry(name) for name in ESTIMATES},
+        "compute_optimal": {
+            "N_opt_exponent": entry("a"),
+            "D_opt_exponent": entry("b"),
+            "meaning": "for compute C = k*N*D, N_opt ~ C^N_opt_exponent and D_opt ~ C^D_opt_exponent",
+        },
+        "on_bound": fit.on_bound(),
+        "fit": {"objective": "huber on log loss", "delta": HUBER_DELTA, "grid_points": len(GRID_POINTS)},
+        "bootstrap": {"resamples": len(fit.resampled), "method": fit.method, "level": LEVEL},
+    }

@@ -30,10 +30,12 @@ def write_study(study: Study, out: Path) -> list[Path]:
                 "test/loss",
                 "test/acc",
                 "train/seconds",
+                "data/train_samples",  # D: with model/params and test/loss, what scalelab.scaling.fit reads
             ]
         )
         for r in study.records:
-            writer.writerow([r.size, r.seed, r.run_id, r.params, r.flops, r.loss, r.acc, r.seconds])
+            data = "" if r.data is None else r.data
+            writer.writerow([r.size, r.seed, r.run_id, r.params, r.flops, r.loss, r.acc, r.seconds, data])
     return [out / "scaling.json", out / "scaling.csv", *plot_study(study, out / "scaling")]
 
 
@@ -76,27 +78,51 @@ def markdown(study: Study) -> str:
             f"observed {h['observed_test/loss']:.4f} ({h['rel_error']:.1%} off). Persistence (the next "
             f"size's loss) is {h['persistence_rel_error']:.1%} off: the law {beats} it."
         )
+    if study.joint is not None:
+        lines += ["", _joint_line(study)]
     lines += [
         "",
-        "| size | seed | parameters | train FLOPs | test loss | test acc | converged | seconds |",
-        "|---|---|---:|---:|---:|---:|---|---:|",
+        "| size | seed | parameters | training samples | train FLOPs | test loss | test acc | converged "
+        "| seconds |",
+        "|---|---|---:|---:|---:|---:|---:|---|---:|",
     ]
     for r in study.records:
         converged = "–" if r.converged is None else ("yes" if r.converged else "no")
+        data = "–" if r.data is None else f"{r.data:,}"
         lines.append(
-            f"| {r.size} | {r.seed} | {r.params:,} | {r.flops:.3g} | {r.loss:.4f} "
+            f"| {r.size} | {r.seed} | {r.params:,} | {data} | {r.flops:.3g} | {r.loss:.4f} "
             f"| {r.acc:.4f} | {converged} | {r.seconds:.1f} |"
         )
     lines += [f"\n_Note: {note}_" for note in study.notes]
     return "\n".join(lines)
 
 
+def _joint_line(study: Study) -> str:
+    """The joint law with its intervals, in one line of Markdown."""
+    fit = study.joint
+    law = fit.law
+
+    def ci(name: str) -> str:
+        interval = fit.interval(name)
+        return f" [{interval[0]:.3f}, {interval[1]:.3f}]" if interval else ""
+
+    a, b = law.exponents
+    return (
+        f"**Joint law** over {fit.rows} runs: L(N, D) = {law.E:.4f} + {law.A:.4g}·N^(−{law.alpha:.3f}) "
+        f"+ {law.B:.4g}·D^(−{law.beta:.3f}); α{ci('alpha')}, β{ci('beta')} (95%, {len(fit.resampled)} "
+        f"resamples of {fit.method}). Compute-optimal: N_opt ∝ C^{a:.2f}{ci('a')}, "
+        f"D_opt ∝ C^{b:.2f}{ci('b')}."
+    )
+
+
 def _per_size(study: Study, values: list[float]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per size: x (parameters), mean and standard deviation over seeds."""
+    """Per size of the ladder (the runs with the most data): x (parameters), mean and standard
+    deviation over seeds. `values` are those of `study.ladder_records`."""
     xs, means, stds = [], [], []
+    records = study.ladder_records
     for size in study.sizes():
-        picked = [v for r, v in zip(study.records, values, strict=True) if r.size == size]
-        xs.append(next(r.params for r in study.records if r.size == size))
+        picked = [v for r, v in zip(records, values, strict=True) if r.size == size]
+        xs.append(next(r.params for r in records if r.size == size))
         means.append(np.mean(picked))
         stds.append(np.std(picked))
     return np.array(xs, dtype=float), np.array(means), np.array(stds)
@@ -132,7 +158,7 @@ def plot_study(study: Study, folder: Path) -> list[Path]:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    records = study.records
+    records = study.ladder_records  # with a data axis: the ladder at the largest training set
     files = []
 
     def save(fig, name: str) -> None:
@@ -185,7 +211,11 @@ def plot_study(study: Study, folder: Path) -> list[Path]:
 
     fig, ax = plt.subplots(figsize=(7, 5))
     flops = np.array([r.flops for r in records])
-    ax.scatter(flops, [r.loss for r in records], color="C0", label="runs")
+    for i, samples in enumerate(study.data_sizes):  # every run, one colour per training-set size
+        runs = [r for r in study.records if r.train_samples == samples]
+        label = "runs" if samples is None else f"runs, {samples:,} training samples"
+        colour = f"C{(0, 2, 4, 5, 6, 7, 8, 9)[i % 8]}"  # C1 draws the law, C3 the held-out point
+        ax.scatter([r.flops for r in runs], [r.loss for r in runs], color=colour, label=label)
     _draw_law(ax, study.fits.get("loss_vs_flops"), flops)
     ax.set(
         xscale="log",

@@ -12,6 +12,7 @@ import numpy as np
 from scalelab import paths
 from scalelab.readback import read_json
 from scalelab.scaling.intervals import LEVEL, LadderFit, fit_ladder
+from scalelab.scaling.joint import JointFit, fit_joint, joint_summary
 from scalelab.scaling.verdict import Verdict, judge
 
 
@@ -31,6 +32,12 @@ class RunRecord:
     converged: bool | None = None  # False: still improving when the epoch budget ran out
     trial_run_ids: tuple[str, ...] = ()  # a learning-rate search's trials, the chosen one included
     lr_edge: str | None = None  # "smallest"/"largest": the search chose a rate at its grid's edge
+    train_samples: int | None = None  # its data.train_samples: the study's data axis (None: off)
+    data: int | None = None  # how many training samples it had (D); None in older reports
+
+    @property
+    def key(self) -> str:
+        return paths.run_key(self.size, self.seed, self.train_samples)
 
     @property
     def error(self) -> float:
@@ -41,14 +48,19 @@ TRAIN_KEYS = ("model/params", "train/flops", "train/seconds")
 TEST_KEYS = ("test/loss", "test/acc")
 
 
-def read_record(size: str, seed: int, reports: Path | None = None) -> RunRecord | None:
-    """The record of `<size>-s<seed>` from its report files, or None if any is missing."""
+def read_record(
+    size: str, seed: int, reports: Path | None = None, train_samples: int | None = None
+) -> RunRecord | None:
+    """The record of `<size>-s<seed>` (`<size>-d<samples>-s<seed>`) from its report files, or
+    None if any is missing."""
     reports = reports or paths.REPORTS
-    trained_in = paths.train_reports(size, seed, reports)
+    trained_in = paths.train_reports(size, seed, reports, train_samples)
     try:
         run = read_json(trained_in / "run.json", keys=("run_id",))
         trained = read_json(trained_in / "train_metrics.json", keys=TRAIN_KEYS)
-        tested = read_json(paths.run_reports(size, seed, reports) / "metrics.json", keys=TEST_KEYS)
+        tested = read_json(
+            paths.run_reports(size, seed, reports, train_samples) / "metrics.json", keys=TEST_KEYS
+        )
     except FileNotFoundError:
         return None
     converged = trained.get("train/converged")
@@ -69,6 +81,8 @@ def read_record(size: str, seed: int, reports: Path | None = None) -> RunRecord 
         converged=None if converged is None else bool(converged),
         trial_run_ids=tuple(run.get("trial_run_ids", ())),
         lr_edge=lr_edge,
+        train_samples=train_samples,
+        data=int(trained["data/train_samples"]) if "data/train_samples" in trained else None,
     )
 
 
@@ -129,10 +143,22 @@ class Study:
     holdout: dict[str, Any] | None = None  # the law fitted without the largest size, tested on it
     notes: list[str] = field(default_factory=list)
     verdict: Verdict = field(default_factory=Verdict)
+    joint: JointFit | None = None  # L(N, D) over every run, when the study has a data axis
+
+    @property
+    def data_sizes(self) -> list[int | None]:
+        """The study's values of data.train_samples, smallest first (None, the whole split, last)."""
+        return sorted({r.train_samples for r in self.records}, key=_whole_last)
+
+    @property
+    def ladder_records(self) -> list[RunRecord]:
+        """The runs the size ladder is fitted to: those with the most training data."""
+        largest = self.data_sizes[-1] if self.records else None
+        return [r for r in self.records if r.train_samples == largest]
 
     @property
     def rungs(self) -> list[Rung]:
-        return rungs_of(self.records)
+        return rungs_of(self.ladder_records)
 
     def sizes(self) -> list[str]:
         return [r.size for r in self.rungs]
@@ -162,6 +188,7 @@ class Study:
         """What `reports/scaling.json` holds: DVC metrics, compared across experiments."""
         rungs = self.rungs
         largest = rungs[-1] if rungs else None
+        ladder = self.ladder_records
         out: dict[str, Any] = {
             "credible": self.verdict.credible,
             "verdict": self.verdict.headline(),
@@ -190,13 +217,19 @@ class Study:
                 "size": largest.size,
                 "params": largest.params,
                 "test/loss": largest.mean_loss,
-                "test/acc": float(1 - np.mean([r.error for r in self.records if r.size == largest.size])),
+                "test/acc": float(1 - np.mean([r.error for r in ladder if r.size == largest.size])),
             }
             if largest
             else None
         )
+        if self.joint is not None:
+            out["joint"] = joint_summary(self.joint, "samples")
         out["notes"] = self.notes
         return out
+
+
+def _whole_last(samples: int | None) -> float:
+    return float("inf") if samples is None else float(samples)
 
 
 def _number(value: float) -> float | None:
@@ -215,22 +248,28 @@ def _fit_summary(fit: LadderFit) -> dict[str, Any]:
 
 
 def collect(
-    sizes: list[str], seeds: list[int], reports: Path | None = None, finished: set[str] | None = None
+    sizes: list[str],
+    seeds: list[int],
+    reports: Path | None = None,
+    finished: set[str] | None = None,
+    data_sizes: list[int | None] | None = None,
 ) -> Study:
-    """Read every (size, seed) of a sweep; those without complete reports are listed as missing.
+    """Read every (size, data size, seed) of a sweep; those without complete reports are listed
+    as missing. `data_sizes`: the values of data.train_samples (default: the axis is off).
 
     With `finished`, a report counts only if its run id is in it, so that an older report at
     the same path never stands in for a run of this sweep that failed.
     """
     records, missing = [], []
     for size in sizes:
-        for seed in seeds:
-            record = read_record(size, seed, reports)
-            if record is None or (finished is not None and record.run_id not in finished):
-                missing.append(paths.run_key(size, seed))
-            else:
-                records.append(record)
-    records.sort(key=lambda r: (r.params, r.seed))
+        for samples in data_sizes or [None]:
+            for seed in seeds:
+                record = read_record(size, seed, reports, samples)
+                if record is None or (finished is not None and record.run_id not in finished):
+                    missing.append(paths.run_key(size, seed, samples))
+                else:
+                    records.append(record)
+    records.sort(key=lambda r: (r.params, _whole_last(r.train_samples), r.seed))
     return Study(records=records, missing=missing)
 
 
@@ -239,12 +278,14 @@ def analyse(study: Study, n_boot: int = 1000) -> Study:
     largest rung out, and judge the result."""
     if study.missing:
         study.notes.append(f"missing runs, left out of the fit: {', '.join(study.missing)}")
-    if edge := [f"{r.size}-s{r.seed} ({r.lr_edge})" for r in study.records if r.lr_edge]:
+    if edge := [f"{r.key} ({r.lr_edge})" for r in study.records if r.lr_edge]:
         study.notes.append(
             f"learning-rate search: {len(edge)} of {len(study.records)} runs chose the smallest or "
             f"largest rate of trainer.lr_search ({', '.join(edge)}); their best may lie outside "
             f"it: widen the grid"
         )
+    if len(study.data_sizes) > 1:
+        _fit_joint(study, n_boot)
     rungs = study.rungs
     if len(rungs) >= 3:
         params = np.array([r.params for r in rungs], dtype=float)
@@ -261,6 +302,26 @@ def analyse(study: Study, n_boot: int = 1000) -> Study:
             study.holdout = holdout(rungs, n_boot)
     study.verdict = judge(rungs, study.fits.get("loss_vs_params"), study.holdout)
     return study
+
+
+def _fit_joint(study: Study, n_boot: int) -> None:
+    """The data axis: L(N, D) over every run; the ladder's fit and verdict keep the largest D."""
+    runs = [r for r in study.records if r.data is not None]
+    largest = study.data_sizes[-1]
+    study.notes.append(
+        f"data axis: the size ladder's law and verdict use the runs with the most training data "
+        f"(data.train_samples={'all' if largest is None else largest}); the joint law L(N, D) "
+        f"uses all {len(runs)} runs"
+    )
+    try:
+        study.joint = fit_joint(
+            np.array([r.params for r in runs]),
+            np.array([r.data for r in runs]),
+            np.array([r.loss for r in runs]),
+            resamples=n_boot,
+        )
+    except ValueError as err:
+        study.notes.append(f"no joint law L(N, D): {err}")
 
 
 def holdout(rungs: list[Rung], n_boot: int) -> dict[str, Any]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from scalelab import paths
 from scalelab.config import Config
 
 
@@ -13,8 +14,9 @@ def experiment_name(config: Config) -> str:
 
 
 def run_name(config: Config) -> str:
-    """`<model>-<size>-s<seed>`, e.g. `mlp-l-s0`: the runs table reads like the ladder."""
-    return f"{config.model.name}-{config.model.size}-s{config.seed}"
+    """`<model>-<size>-s<seed>`, e.g. `mlp-l-s0` (`mlp-l-d1000-s0` on a data axis): the runs
+    table reads like the ladder."""
+    return f"{config.model.name}-{paths.run_key(config.model.size, config.seed, config.data.train_samples)}"
 
 
 def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, str]:

@@ -188,7 +188,8 @@ def fit(
     best_epoch = load_best(net, Path(best.best_model_path))
     stopped_epoch = len(epochs.history) - 1
     total, trainable = count_parameters(net)
-    samples = len(epochs.history) * len(data.splits["train"][1])
+    train_size = len(data.splits["train"][1])
+    samples = len(epochs.history) * train_size
     flops_per_sample = training_flops_per_sample(net, manifest["input_shape"])
     # Counts, throughput and how training ended, logged once: the per-epoch metrics are in the run.
     summary = {
@@ -197,6 +198,7 @@ def fit(
         "model/flops_per_sample": flops_per_sample,
         "train/flops": flops_per_sample * samples,
         "train/samples_seen": samples,
+        "data/train_samples": train_size,  # D of a joint law L(N, D): the training set's size
         "train/seconds": epochs.seconds,
         "train/samples_per_second": samples / epochs.seconds,
         "train/best_epoch": best_epoch,

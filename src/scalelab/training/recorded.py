@@ -40,23 +40,25 @@ class Trained:
 
 def train_seed(config: Config) -> None:
     """Train `config`'s rung and seed (searching the learning rate if asked); write its reports."""
-    size, seed = config.model.size, config.seed
-    out_dir = paths.model_dir(size, seed)
+    size, seed, samples = config.model.size, config.seed, config.data.train_samples
+    out_dir = paths.model_dir(size, seed, samples)
     if config.trainer.lr_search:
         trained, trials = _search(config, out_dir)
     else:
         trained, trials = _train(config, out_dir), None
     if trained is None:  # a DDP process other than rank zero: rank zero reports
         return
-    out = paths.train_reports(size, seed)
+    out = paths.train_reports(size, seed, samples=samples)
     atomic.write_json(out / "train_metrics.json", trained.metrics)
     run = {"run_id": trained.run_id, "size": size, "seed": seed, "first_step_at": trained.first_step_at}
+    if samples is not None:
+        run["train_samples"] = samples
     if trials is not None:
         run["trial_run_ids"] = [trial["run_id"] for trial in trials]
         run["lr_grid"] = list(config.trainer.lr_search)
         atomic.write_json(out / LR_SEARCH_FILE, trials)
     atomic.write_json(out / "run.json", run)
-    key, acc = paths.run_key(size, seed), trained.metrics["val/acc"]
+    key, acc = paths.run_key(size, seed, samples), trained.metrics["val/acc"]
     print(f"trained {key}: val/acc={acc:.4f}, run {trained.run_id}")
 
 
@@ -64,12 +66,18 @@ def _train(
     config: Config, out_dir: Path, name: str | None = None, tags: dict[str, str] | None = None
 ) -> Trained | None:
     """One training into `out_dir/model.ckpt`, resuming the checkpoint a killed one left."""
-    size, seed, trainer = config.model.size, config.seed, config.trainer
-    key = paths.run_key(size, seed)
+    seed, trainer, samples = config.seed, config.trainer, config.data.train_samples
+    key = paths.run_key(config.model.size, seed, samples)
     data = PreparedDataModule(
-        paths.prepared_dir(config.data.name), trainer.batch_size, seed, trainer.steps_per_call
+        paths.prepared_dir(config.data.name),
+        trainer.batch_size,
+        seed,
+        trainer.steps_per_call,
+        train_samples=samples,
     )
-    checkpoints = resume.checkpoint_dir(key, resume.identity(config.model, trainer, data.manifest, seed))
+    checkpoints = resume.checkpoint_dir(
+        key, resume.identity(config.model, trainer, data.manifest, seed, samples)
+    )
     if rank_zero_only.rank != 0:
         fit(config.model, trainer, data, seed=seed, out_dir=out_dir, checkpoints=checkpoints)
         return None

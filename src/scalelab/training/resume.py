@@ -39,11 +39,17 @@ RUNTIME_ONLY = ("progress_bar", "num_threads", "steps_per_call", "accelerator", 
 
 
 def identity(
-    model_cfg: ModelConfig, trainer_cfg: TrainerConfig, manifest: dict[str, Any], seed: int
+    model_cfg: ModelConfig,
+    trainer_cfg: TrainerConfig,
+    manifest: dict[str, Any],
+    seed: int,
+    train_samples: int | None = None,
 ) -> dict[str, Any]:
-    """What decides a training's weights: model, optimisation, data (by fingerprint) and seed."""
+    """What decides a training's weights: model, optimisation, data (by fingerprint, and how
+    much of it) and seed."""
     trainer = {k: v for k, v in as_dict(trainer_cfg).items() if k not in RUNTIME_ONLY}
-    return {
+    subset = {} if train_samples is None else {"train_samples": train_samples}
+    return subset | {
         "model": as_dict(model_cfg),
         "trainer": trainer,
         "input_shape": manifest["input_shape"],

@@ -1,0 +1,50 @@
+"""A study with a data axis: a Hydra multirun over model size x training-set size, each cell in its
+own place, ending in the joint law L(N, D)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import run
+from tests.test_sweep import QUICK, mlflow_runs
+
+pytestmark = pytest.mark.slow
+
+
+def test_a_multirun_over_sizes_and_training_sets_fits_the_joint_law(project: Path) -> None:
+    run(["python", "-m", "pipelines.prepare"], project)
+    sweep = ["model.size=xs,m,l", "data.train_samples=200,600", "seed=0"]
+    result = run(["python", "-m", "pipelines.train", "-m", *sweep, *QUICK], project)
+    assert "sweep ladder: 6 runs fitted" in result.stdout
+
+    _, children = mlflow_runs(project)
+    names = sorted(c.info.run_name for c in children)
+    assert names == sorted(f"mlp-{size}-d{n}-s0" for size in ("xs", "m", "l") for n in (200, 600))
+    assert {c.data.params["data.train_samples"] for c in children} == {"200", "600"}
+    for size in ("xs", "m", "l"):
+        for n in (200, 600):
+            assert (project / f"models/{size}/d{n}/s0/model.ckpt").is_file(), "no two cells share a place"
+            trained = json.loads((project / f"reports/train/{size}/d{n}/s0/train_metrics.json").read_text())
+            assert trained["data/train_samples"] == n
+            assert trained["train/flops"] == trained["model/flops_per_sample"] * trained["train/samples_seen"]
+    study = json.loads((project / "reports/sweeps/ladder/scaling.json").read_text())
+    assert study["runs"] == 6 and study["joint"]["runs"] == 6 and study["joint"]["cells"] == 6
+    assert study["sizes"] == ["xs", "m", "l"], "the ladder: the runs with the most data"
+    assert [r["seeds"] for r in study["rungs"]] == [1, 1, 1]
+    table = "reports/sweeps/ladder/scaling.csv"
+    fitted = run(["python", "-m", "scalelab.scaling.fit", table, "--resamples", "5"], project)
+    assert json.loads(fitted.stdout)["runs"] == 6, "the study's own table fits from the command line"
+
+
+def test_dvc_repro_trains_every_rung_on_each_training_set_size(project: Path) -> None:
+    tiny = ["sweep.sizes=[xs,m,l]", "sweep.data_sizes=[200,600]", *QUICK]
+    run(["python", "-m", "scalelab.params_file", *tiny], project)
+    output = run(["dvc", "repro"], project).stdout
+    assert "Running stage 'train@m'" in output and "trained m-d600-s0" in output
+    study = json.loads((project / "reports/scaling.json").read_text())
+    assert study["runs"] == 6 and study["joint"]["cells"] == 6
+    assert (project / "reports/runs/l/d200/s0/metrics.json").is_file()
+    assert "Stage 'train@m' didn't change" in run(["dvc", "repro"], project).stdout, "cached"
