@@ -80,3 +80,26 @@ def test_the_grid_is_evaluated_as_the_objective_would() -> None:
 def test_too_little_or_bad_data_is_refused(params: list[float], data: list[float], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         fit_joint(np.array(params), np.array(data), np.full(len(params), 2.0), resamples=0)
+
+
+def test_held_out_the_largest_data_size_is_predicted_better_than_persistence_when_the_law_holds() -> None:
+    n, d = grid()
+    loss = CHINCHILLA(n, d)
+    held = joint.holdout_largest_data(n, d, loss)
+    assert held["data_size"] == 1e11 and len(held["cells"]) == 6
+    assert held["beats_persistence"] and held["rel_error"] < 1e-4
+    assert joint.joint_verdict(fit_joint(n, d, loss, resamples=0), held) == []
+
+
+def test_the_joint_verdict_names_a_data_axis_that_stopped_paying_and_one_too_short() -> None:
+    n, d = grid()
+    loss = CHINCHILLA(n, np.minimum(d, 1e10))  # past 1e10 samples, more data buys nothing
+    fit = fit_joint(n, d, loss, resamples=0)
+    held = joint.holdout_largest_data(n, d, loss)
+    assert not held["beats_persistence"] and held["persistence_rel_error"] == 0
+    reasons = joint.joint_verdict(fit, held)
+    assert any("no better than each size's loss at the next set down" in r for r in reasons)
+    two = d <= np.geomspace(1e8, 1e11, 6)[1]
+    assert joint.holdout_largest_data(n[two], d[two], loss[two]) is None
+    short = joint.joint_verdict(fit_joint(n[two], d[two], loss[two], resamples=0), None)
+    assert "fewer than 3 training-set sizes: no held-out check of the law" in short

@@ -163,6 +163,10 @@ def test_a_data_axis_fits_the_joint_law_and_keeps_the_ladder_at_the_most_data(tm
         assert estimate["estimate"] == pytest.approx(value, rel=0.05), name
         assert estimate["low"] <= estimate["estimate"] <= estimate["high"], name
     assert "data axis" in " ".join(summary["notes"]) and "**Joint law** over 60 runs" in markdown(study)
+    held = joint["holdout"]
+    assert held["data_size"] == 2000 and len(held["cells"]) == 5
+    assert held["beats_persistence"] and held["rel_error"] < 0.02 < held["persistence_rel_error"]
+    assert joint["credible"] is True and joint["reasons"] == []
     write_study(study, tmp_path)
     report = fit_table(tmp_path / "scaling.csv", resamples=0)  # the lab's own table, as any CSV
     assert report["runs"] == 60 and report["estimates"]["beta"]["estimate"] == pytest.approx(0.4, rel=0.05)

@@ -263,6 +263,55 @@ def _fit_all(
 ESTIMATES = ("E", "A", "B", "alpha", "beta")
 
 
+def holdout_largest_data(params: np.ndarray, data: np.ndarray, loss: np.ndarray) -> dict[str, Any] | None:
+    """Fit without the largest D and predict each model size there, against persistence (the
+    same size's loss at the next D down); None with fewer than 3 data sizes."""
+    sizes = np.unique(data)
+    if len(sizes) < 3:
+        return None
+    top, previous = sizes[-1], sizes[-2]
+    rest = data < top
+    law = fit_joint(params[rest], data[rest], loss[rest], resamples=0).law
+    cells = []
+    for n in np.unique(params[data == top]):
+        below = (params == n) & (data == previous)
+        if not below.any():
+            continue
+        observed = float(loss[(params == n) & (data == top)].mean())
+        cells.append(
+            {
+                "params": int(n),
+                "predicted": float(law(n, top)),
+                "observed": observed,
+                "persistence": float(loss[below].mean()),
+            }
+        )
+    if not cells:
+        return None
+    error = float(np.mean([abs(c["predicted"] - c["observed"]) / c["observed"] for c in cells]))
+    persistence = float(np.mean([abs(c["persistence"] - c["observed"]) / c["observed"] for c in cells]))
+    return {
+        "data_size": int(top),
+        "cells": cells,
+        "rel_error": error,
+        "persistence_rel_error": persistence,
+        "beats_persistence": bool(error < persistence),
+    }
+
+
+def joint_verdict(fit: JointFit, holdout: dict[str, Any] | None) -> list[str]:
+    """Reasons not to trust the joint law; empty when none applies."""
+    reasons = [f"{name} is on a bound of the fit" for name in fit.on_bound()]
+    if holdout is None:
+        reasons.append("fewer than 3 training-set sizes: no held-out check of the law")
+    elif not holdout["beats_persistence"]:
+        reasons.append(
+            f"held out, the largest training set is predicted {holdout['rel_error']:.1%} off, no "
+            f"better than each size's loss at the next set down ({holdout['persistence_rel_error']:.1%})"
+        )
+    return reasons
+
+
 def joint_summary(fit: JointFit, data_column: str) -> dict[str, Any]:
     """The JSON-ready report of a joint fit."""
 

@@ -9,6 +9,7 @@ import numpy as np
 
 from scalelab import atomic
 from scalelab.scaling.intervals import LadderFit
+from scalelab.scaling.joint import joint_verdict
 from scalelab.scaling.study import Study
 
 PLOTS = ("loss_vs_params.png", "acc_vs_params.png", "loss_vs_flops.png")
@@ -107,11 +108,19 @@ def _joint_line(study: Study) -> str:
         return f" [{interval[0]:.3f}, {interval[1]:.3f}]" if interval else ""
 
     a, b = law.exponents
+    reasons = joint_verdict(fit, study.joint_holdout)
+    held = ""
+    if h := study.joint_holdout:
+        held = (
+            f" Fitted without D = {h['data_size']:,}, it predicts those runs {h['rel_error']:.1%} off "
+            f"(persistence, each size's loss at the next D down: {h['persistence_rel_error']:.1%})."
+        )
+    verdict = "" if not reasons else f" **Not credible**: {'; '.join(reasons)}."
     return (
         f"**Joint law** over {fit.rows} runs: L(N, D) = {law.E:.4f} + {law.A:.4g}·N^(−{law.alpha:.3f}) "
         f"+ {law.B:.4g}·D^(−{law.beta:.3f}); α{ci('alpha')}, β{ci('beta')} (95%, {len(fit.resampled)} "
         f"resamples of {fit.method}). Compute-optimal: N_opt ∝ C^{a:.2f}{ci('a')}, "
-        f"D_opt ∝ C^{b:.2f}{ci('b')}."
+        f"D_opt ∝ C^{b:.2f}{ci('b')}.{held}{verdict}"
     )
 
 

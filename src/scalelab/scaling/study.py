@@ -12,7 +12,13 @@ import numpy as np
 from scalelab import paths
 from scalelab.readback import read_json
 from scalelab.scaling.intervals import LEVEL, LadderFit, fit_ladder
-from scalelab.scaling.joint import JointFit, fit_joint, joint_summary
+from scalelab.scaling.joint import (
+    JointFit,
+    fit_joint,
+    holdout_largest_data,
+    joint_summary,
+    joint_verdict,
+)
 from scalelab.scaling.verdict import Verdict, judge
 
 
@@ -144,6 +150,7 @@ class Study:
     notes: list[str] = field(default_factory=list)
     verdict: Verdict = field(default_factory=Verdict)
     joint: JointFit | None = None  # L(N, D) over every run, when the study has a data axis
+    joint_holdout: dict[str, Any] | None = None  # L(N, D) fitted without the largest D, tested on it
 
     @property
     def data_sizes(self) -> list[int | None]:
@@ -223,7 +230,10 @@ class Study:
             else None
         )
         if self.joint is not None:
-            out["joint"] = joint_summary(self.joint, "samples")
+            reasons = joint_verdict(self.joint, self.joint_holdout)
+            verdict = {"credible": not reasons, "reasons": reasons}
+            out["joint"] = verdict | joint_summary(self.joint, "samples")
+            out["joint"]["holdout"] = self.joint_holdout
         out["notes"] = self.notes
         return out
 
@@ -313,13 +323,10 @@ def _fit_joint(study: Study, n_boot: int) -> None:
         f"(data.train_samples={'all' if largest is None else largest}); the joint law L(N, D) "
         f"uses all {len(runs)} runs"
     )
+    columns = tuple(np.array([getattr(r, k) for r in runs], dtype=float) for k in ("params", "data", "loss"))
     try:
-        study.joint = fit_joint(
-            np.array([r.params for r in runs]),
-            np.array([r.data for r in runs]),
-            np.array([r.loss for r in runs]),
-            resamples=n_boot,
-        )
+        study.joint = fit_joint(*columns, resamples=n_boot)
+        study.joint_holdout = holdout_largest_data(*columns)
     except ValueError as err:
         study.notes.append(f"no joint law L(N, D): {err}")
 
