@@ -103,3 +103,11 @@ def test_the_joint_verdict_names_a_data_axis_that_stopped_paying_and_one_too_sho
     assert joint.holdout_largest_data(n[two], d[two], loss[two]) is None
     short = joint.joint_verdict(fit_joint(n[two], d[two], loss[two], resamples=0), None)
     assert "fewer than 3 training-set sizes: no held-out check of the law" in short
+
+
+def test_a_floor_the_data_cannot_see_is_named_on_its_bound() -> None:
+    n, d = grid()
+    no_floor = JointLaw(E=0.0, A=406.4, B=410.7, alpha=0.34, beta=0.28)
+    fit = fit_joint(n, d, no_floor(n, d), resamples=0)
+    assert fit.on_bound() == ["E"]
+    assert "E is on a bound of the fit" in joint.joint_verdict(fit, None)

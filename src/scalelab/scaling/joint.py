@@ -39,7 +39,8 @@ GRID = {  # Hoffmann et al. 2022, appendix D.2
     "alpha": np.arange(0.0, 2.01, 0.5),
     "beta": np.arange(0.0, 2.01, 0.5),
 }
-NAMES = ("a", "b", "e", "alpha", "beta")
+NAMES = ("a", "b", "e", "alpha", "beta")  # θ: A = exp(a), B = exp(b), E = exp(e)
+COEFFICIENTS = ("A", "B", "E", "alpha", "beta")  # what θ's bounds mean, in the law's own terms
 BOUNDS = [(-30.0, 80.0), (-30.0, 80.0), (-10.0, 10.0), (0.0, 5.0), (0.0, 5.0)]
 ON_BOUND = 1e-3
 LEVEL = 0.95
@@ -178,7 +179,7 @@ class JointFit:
         """Which of the five coefficients sit on a bound of the fit's box."""
         return [
             name
-            for name, value, (low, high) in zip(NAMES, self.theta, BOUNDS, strict=True)
+            for name, value, (low, high) in zip(COEFFICIENTS, self.theta, BOUNDS, strict=True)
             if min(value - low, high - value) < ON_BOUND
         ]
 

@@ -25,7 +25,7 @@ from scalelab import interrupts
 from scalelab.config import Config, TrackingConfig, as_dict
 from scalelab.tracking.logged_models import fail_unfinished_models
 from scalelab.tracking.names import experiment_name, flatten, run_name
-from scalelab.tracking.store import ensure_experiment, ensure_store, resolve_uri
+from scalelab.tracking.store import ensure_experiment, ensure_store, mlflow_client, resolve_uri
 
 
 def git_commit() -> str:
@@ -125,11 +125,10 @@ def slurm_job_id() -> str | None:
 
 def _is_open(uri: str, run_id: str, experiment_id: str) -> bool:
     """Whether run `run_id` exists in this store's experiment and never finished."""
-    from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
 
     try:
-        info = MlflowClient(uri).get_run(run_id).info
+        info = mlflow_client(uri).get_run(run_id).info
     except MlflowException:
         return False
     return info.experiment_id == experiment_id and info.status in ("RUNNING", "KILLED")
@@ -137,9 +136,7 @@ def _is_open(uri: str, run_id: str, experiment_id: str) -> bool:
 
 def tag_runs(tracking: TrackingConfig, tags: dict[str, dict[str, str]]) -> None:
     """Set tags on finished runs: `{run_id: {tag: value}}`."""
-    from mlflow import MlflowClient
-
-    client = MlflowClient(resolve_uri(tracking))
+    client = mlflow_client(tracking)
     for run_id, run_tags in tags.items():
         for key, value in run_tags.items():
             client.set_tag(run_id, key, value)
@@ -149,10 +146,9 @@ def log_evaluation(
     tracking: TrackingConfig, run_id: str, metrics: dict[str, float], artifacts: list[Path]
 ) -> None:
     """Add test metrics and report files to the training run `run_id`."""
-    from mlflow import MlflowClient
     from mlflow.entities import Metric
 
-    client = MlflowClient(resolve_uri(tracking))
+    client = mlflow_client(tracking)
     now = int(time.time() * 1000)
     client.log_batch(run_id, metrics=[Metric(k, v, now, 0) for k, v in metrics.items()])
     for path in artifacts:

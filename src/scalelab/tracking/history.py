@@ -10,9 +10,10 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 
-from mlflow import MlflowClient
 from mlflow.entities import Metric
 from mlflow.utils.async_logging.run_operations import RunOperations
+
+from scalelab.tracking.store import mlflow_client
 
 BATCH_LIMIT = 1000  # MLflow's most metrics per log_batch request
 
@@ -21,7 +22,7 @@ class RunHistory:
     """The metric history of MLflow run `run_id`; steps are epochs (0-based)."""
 
     def __init__(self, uri: str, run_id: str) -> None:
-        self.client, self.run_id = MlflowClient(uri), run_id
+        self.client, self.run_id = mlflow_client(uri), run_id
         self._pending: list[RunOperations] = []
 
     def log(self, epochs: Mapping[int, Mapping[str, float]], wait: bool = True) -> None:

@@ -5,12 +5,12 @@ from __future__ import annotations
 from importlib.metadata import version
 from typing import Any
 
+from scalelab.tracking.store import mlflow_client
+
 
 def logged_models(uri: str, run_id: str) -> list[Any]:
     """The models run `run_id` logged, oldest first (MLflow 3 LoggedModels, with their status)."""
-    from mlflow import MlflowClient
-
-    client = MlflowClient(uri)
+    client = mlflow_client(uri)
     outputs = client.get_run(run_id).outputs
     models = [client.get_logged_model(o.model_id) for o in (outputs.model_outputs if outputs else [])]
     return sorted(models, key=lambda model: model.creation_timestamp)
@@ -22,10 +22,9 @@ def fail_unfinished_models(uri: str, run_id: str) -> None:
     MLflow records a model in the run before uploading it and marks it READY after, or FAILED
     on an exception; a SIGKILL in between leaves it PENDING, looking like an upload under way.
     """
-    from mlflow import MlflowClient
     from mlflow.entities import LoggedModelStatus
 
-    client = MlflowClient(uri)
+    client = mlflow_client(uri)
     for model in logged_models(uri, run_id):
         if model.status == LoggedModelStatus.PENDING:
             client.set_logged_model_tags(model.model_id, {"failure.reason": "its process was killed"})

@@ -9,7 +9,7 @@ from typing import Protocol
 from scalelab.config import Config
 from scalelab.tracking.logged_models import complete_model
 from scalelab.tracking.names import experiment_name
-from scalelab.tracking.store import resolve_uri
+from scalelab.tracking.store import mlflow_client, resolve_uri
 
 ALIAS = "champion"
 
@@ -31,10 +31,8 @@ def register_champion(config: Config, candidates: Sequence[Candidate]) -> tuple[
     the champion and its registry version; None if no candidate logged a model.
     """
     import mlflow
-    from mlflow import MlflowClient
-
     uri = resolve_uri(config.tracking)
-    client = MlflowClient(uri)
+    client = mlflow_client(uri)
     mlflow.set_tracking_uri(uri)  # register_model works through the fluent API's store
     models = {c.run_id: complete_model(uri, c.run_id) for c in candidates if c.run_id}
     logged = [c for c in candidates if models.get(c.run_id) and not math.isnan(c.val_loss)]

@@ -6,9 +6,13 @@ import os
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from scalelab.config import TrackingConfig
 from scalelab.errors import ScalelabError
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
 
 DEFAULT_URI = "sqlite:///mlflow.db"
 _ENSURED: set[str] = set()  # URIs ensure_store has checked in this process
@@ -25,6 +29,16 @@ def resolve_uri(cfg: TrackingConfig) -> str:
         return cfg.uri or os.environ["MLFLOW_TRACKING_URI"]
     root = os.environ.get("DVC_ROOT")
     return f"sqlite:///{Path(root).resolve() / 'mlflow.db'}" if root else DEFAULT_URI
+
+
+def mlflow_client(where: TrackingConfig | str) -> MlflowClient:
+    """The one way the lab opens MLflow: on a URI, or on the tracking config's (`resolve_uri`),
+    after `ensure_store` has checked (once per process) that the store is there."""
+    from mlflow import MlflowClient
+
+    uri = where if isinstance(where, str) else resolve_uri(where)
+    ensure_store(uri)
+    return MlflowClient(uri)
 
 
 def ensure_store(uri: str) -> None:
@@ -76,15 +90,14 @@ def ensure_experiment(uri: str, name: str) -> str:
     the experiment back but never makes it active, so its run lands in "Default" (found with 8
     jobs on a fresh server; also reported as ergodicio/adept#292).
     """
-    from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
 
-    client = MlflowClient(uri)
-    if found := client.get_experiment_by_name(name):
+    store = mlflow_client(uri)
+    if found := store.get_experiment_by_name(name):
         return found.experiment_id
     try:
-        return client.create_experiment(name)
+        return store.create_experiment(name)
     except MlflowException as err:
         if err.error_code != "RESOURCE_ALREADY_EXISTS":
             raise
-    return client.get_experiment_by_name(name).experiment_id
+    return store.get_experiment_by_name(name).experiment_id

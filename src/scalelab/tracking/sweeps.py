@@ -16,7 +16,7 @@ from typing import Any
 
 from scalelab.config import Config, as_dict
 from scalelab.tracking.names import experiment_name, flatten
-from scalelab.tracking.store import ensure_experiment, ensure_store, resolve_uri
+from scalelab.tracking.store import ensure_experiment, mlflow_client, resolve_uri
 
 SWEEP_PARENT_ENV = "SCALELAB_SWEEP_PARENT_RUN_ID"
 PARENT_TAG = "mlflow.parentRunId"  # what the MLflow UI nests runs by
@@ -24,11 +24,7 @@ NOTE_TAG = "mlflow.note.content"  # the run's description in the MLflow UI (Mark
 
 
 def _client(config: Config):
-    from mlflow import MlflowClient
-
-    uri = resolve_uri(config.tracking)
-    ensure_store(uri)  # a sweep's parent may be the first to touch a fresh SQLite store
-    return MlflowClient(uri)
+    return mlflow_client(config.tracking)  # a sweep's parent may be the first to touch a fresh store
 
 
 def experiment_id(config: Config) -> str:

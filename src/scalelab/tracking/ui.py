@@ -11,15 +11,14 @@ import os
 import sys
 import urllib.parse
 
-from scalelab.tracking.store import DEFAULT_URI
+from scalelab.config import TrackingConfig
+from scalelab.tracking.store import mlflow_client, resolve_uri
 from scalelab.tracking.sweeps import PARENT_TAG
 
 
 def latest_sweep(uri: str) -> tuple[str, str, list[str]] | None:
     """(experiment id, parent run id, child run ids) of the most recently started sweep."""
-    from mlflow import MlflowClient
-
-    client = MlflowClient(uri)
+    client = mlflow_client(uri)
     experiments = [e.experiment_id for e in client.search_experiments()]
     if not experiments:
         return None
@@ -55,7 +54,7 @@ def main(argv: list[str] | None = None) -> None:
     """`python -m scalelab.tracking.ui [port]`: print the links, then serve the UI."""
     args = argv if argv is not None else sys.argv[1:]
     port = args[0] if args else "5000"
-    uri = os.environ.get("MLFLOW_TRACKING_URI", DEFAULT_URI)
+    uri = resolve_uri(TrackingConfig())  # $MLFLOW_TRACKING_URI, else the project's mlflow.db
     base = f"http://127.0.0.1:{port}"
     found = latest_sweep(uri) if not uri.startswith("sqlite:///") or os.path.exists(uri[10:]) else None
     if found:
