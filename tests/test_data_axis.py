@@ -48,6 +48,6 @@ def test_dvc_repro_trains_every_rung_on_each_training_set_size(project: Path) ->
     assert study["runs"] == 6 and study["joint"]["cells"] == 6
     assert (project / "reports/runs/l/d200/s0/metrics.json").is_file()
     assert "Stage 'train@m' didn't change" in run(["dvc", "repro"], project).stdout, "cached"
-    plots = json.loads(run(["dvc", "plots", "show", "--json"], project).stdout)
-    flops = next(v for k, v in plots.items() if "vs training FLOPs" in k)
-    assert len(flops[0]["content"]["data"]["values"]) == 6, "dvc plots: one point per run"
+    plots = json.loads(run(["dvc", "plots", "show", "--json"], project).stdout)["data"]
+    [flops] = plots["Test loss per run vs training FLOPs spent"]
+    assert len(flops["content"]["data"]["values"]) == 6, "dvc plots: one point per run"
