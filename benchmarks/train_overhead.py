@@ -28,7 +28,7 @@ from benchmarks.common import save, table
 from scalelab.config import DataConfig, ModelConfig, RungConfig, TrainerConfig
 from scalelab.data.datamodule import InMemoryBatches, PreparedDataModule
 from scalelab.data.prepare import prepare
-from scalelab.data.prepared import load_split
+from scalelab.data.split_files import load_split
 from scalelab.models import build
 from scalelab.models.flops import training_flops_per_sample
 

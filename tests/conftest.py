@@ -157,6 +157,24 @@ def wait_until(event: Callable[[], T | None], what: str, timeout: float = 120, e
     return found
 
 
+def wait_for_http(
+    server: subprocess.Popen, url: str, what: str, timeout: float = 120, log: Path | None = None
+) -> None:
+    """Wait until `url` answers; fail naming `what` (and showing `log`) if `server` exits first
+    or `url` stays silent for `timeout` seconds."""
+
+    def answers() -> bool:
+        if server.poll() is not None:
+            pytest.fail(f"{what} exited before answering" + (f":\n{log.read_text()}" if log else ""))
+        try:
+            with urllib.request.urlopen(url, timeout=2):
+                return True
+        except OSError:
+            return False
+
+    wait_until(answers, f"{what} answering at {url}", timeout=timeout, every=0.3)
+
+
 def run_queue(project: Path, workers: int, timeout: float = 600) -> str:
     """`dvc queue start -j workers`, then wait until nothing is queued or running; the final status."""
     start_queue(project, workers)
@@ -222,6 +240,25 @@ def project(tmp_path: Path) -> Path:
     return make_project(tmp_path / "project")
 
 
+@pytest.fixture(scope="session")
+def prepared_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A scratch project whose digits are prepared (`python -m pipelines.prepare`): copy, never use."""
+    repo = make_project(tmp_path_factory.mktemp("prepared") / "project")
+    run(["python", "-m", "pipelines.prepare"], repo)
+    return repo
+
+
+def copy_project(template: Path, dest: Path) -> Path:
+    """A copy of the scratch project `template`, git and DVC repos included."""
+    return Path(shutil.copytree(template, dest, symlinks=True))
+
+
+@pytest.fixture
+def prepared_project(prepared_template: Path, tmp_path: Path) -> Path:
+    """`project`, with the digits smoke study's data already prepared."""
+    return copy_project(prepared_template, tmp_path / "project")
+
+
 def live_store(project: Path):
     """A client on `project`'s SQLite store while a child process may be creating it.
 
@@ -278,15 +315,7 @@ def mlflow_server(tmp_path: Path) -> Iterator[str]:
     server = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 90
-        while True:
-            if server.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"mlflow server did not start:\n{(store / 'server.log').read_text()}")
-            try:
-                with urllib.request.urlopen(f"{url}/health", timeout=2):
-                    break
-            except OSError:
-                time.sleep(0.3)
+        wait_for_http(server, f"{url}/health", "mlflow server", timeout=90, log=store / "server.log")
         yield url
     finally:
         os.killpg(server.pid, signal.SIGKILL)

@@ -14,8 +14,8 @@ from tests.test_sweep import QUICK, mlflow_runs
 pytestmark = pytest.mark.slow
 
 
-def test_a_multirun_over_sizes_and_training_sets_fits_the_joint_law(project: Path) -> None:
-    run(["python", "-m", "pipelines.prepare"], project)
+def test_a_multirun_over_sizes_and_training_sets_fits_the_joint_law(prepared_project: Path) -> None:
+    project = prepared_project
     sweep = ["model.size=xs,m,l", "data.train_samples=200,600", "seed=0"]
     result = run(["python", "-m", "pipelines.train", "-m", *sweep, *QUICK], project)
     assert "sweep ladder: 6 runs fitted" in result.stdout

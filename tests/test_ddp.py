@@ -10,9 +10,9 @@ import pytest
 import torch
 from mlflow import MlflowClient
 
-from scalelab.data.prepared import load_split
+from scalelab.data.split_files import load_split
 from scalelab.training.saved import load_network
-from tests.conftest import make_project, run
+from tests.conftest import run
 
 pytestmark = pytest.mark.slow
 
@@ -26,9 +26,8 @@ TRAIN = [
 ]
 
 
-def test_two_processes_train_one_run_like_one_process(tmp_path: Path) -> None:
-    project = make_project(tmp_path / "project")
-    run(["python", "-m", "pipelines.prepare"], project)
+def test_two_processes_train_one_run_like_one_process(prepared_project: Path) -> None:
+    project = prepared_project
     ddp = run([*TRAIN, "trainer=ddp"], project)
     assert "Starting with 2 processes" in ddp.stdout + ddp.stderr
     ddp_weights = torch.load(project / "models/m/s0/model.ckpt", weights_only=True)["state_dict"]

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from mlflow import MlflowClient
 
-from tests.conftest import live_store, run, start, wait_until
+from tests.conftest import live_store, start, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -31,8 +31,8 @@ def training_run(project: Path, child: subprocess.Popen) -> str:
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
-def test_a_signalled_training_ends_its_run_killed(project: Path, sig: signal.Signals) -> None:
-    run(["python", "-m", "pipelines.prepare"], project)
+def test_a_signalled_training_ends_its_run_killed(prepared_project: Path, sig: signal.Signals) -> None:
+    project = prepared_project
     child = start(
         [
             "python",

@@ -7,7 +7,6 @@ import json
 import os
 import shutil
 import signal
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -17,7 +16,7 @@ from mlflow import MlflowClient
 
 from scalelab.tracking.logged_models import complete_model, logged_models
 from scalelab.training.saved import CHECKPOINT_FILE
-from tests.conftest import make_project, run, run_queue, start, start_queue, wait_until
+from tests.conftest import copy_project, run, run_queue, start, start_queue, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -37,6 +36,7 @@ WIDE = [*BASE, "model.width=2048", "trainer.max_epochs=10"]
 # two processes (Lightning DDP over gloo): rank zero checkpoints and logs for both
 DDP = [*OVERRIDES, "trainer=ddp"]
 ATTEMPTS = 6  # kills that may land just after the rename instead: retry, resuming each time
+TORN = ".last.ckpt.*.tmp"  # atomic.atomic_path's temp file for last.ckpt
 TIMING = ("train/seconds", "train/samples_per_second")  # wall-clock: the only numbers allowed to differ
 
 
@@ -58,11 +58,9 @@ def outcome(repo: Path) -> tuple[str, dict[str, float], dict[str, torch.Tensor]]
 
 
 @pytest.fixture(scope="module")
-def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A project with prepared digits."""
-    repo = make_project(tmp_path_factory.mktemp("resume") / "project")
-    run(["python", "-m", "pipelines.prepare"], repo)
-    return repo
+def repo(prepared_template: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A project with prepared digits, shared by this module's kills."""
+    return copy_project(prepared_template, tmp_path_factory.mktemp("resume") / "project")
 
 
 REFERENCES: dict[tuple[str, ...], tuple[dict, dict]] = {}
@@ -85,26 +83,38 @@ def first_checkpoint(repo: Path) -> Path:
     return wait_until(lambda: checkpoint_file(repo), "the first epoch checkpoint", every=0.01)
 
 
+def epochs_logged(repo: Path) -> int:
+    """How many epochs of the running xl training MLflow holds so far."""
+    client = store(repo)
+    experiment = client.get_experiment_by_name("digits-mlp")
+    running = "attributes.status = 'RUNNING'"
+    runs = client.search_runs([experiment.experiment_id], running) if experiment else []
+    return max((len(client.get_metric_history(r.info.run_id, "val/loss")) for r in runs), default=0)
+
+
 def mid_epoch(repo: Path) -> None:
-    """Some epochs in, at an arbitrary point of an epoch."""
+    """Some epochs in, at an arbitrary point of an epoch: MLflow has just received the third
+    epoch, which the training logs without waiting, on its way through the fourth."""
     first_checkpoint(repo)
-    time.sleep(1.37)
+    wait_until(lambda: epochs_logged(repo) >= 3, "three epochs logged", every=0.05)
 
 
 def during_checkpoint_write(repo: Path) -> None:
     """While `AtomicCheckpointIO`'s temp file exists: written, or being written, not yet renamed."""
-    tmp = first_checkpoint(repo).with_name(".last.ckpt.tmp")
-    deadline = time.monotonic() + 60
-    while not tmp.exists() and time.monotonic() < deadline:
-        pass  # busy-wait: the window lasts milliseconds
+    folder = first_checkpoint(repo).parent
+    # no pause between polls: the window lasts milliseconds
+    wait_until(lambda: any(folder.glob(TORN)), "a checkpoint being written", timeout=60, every=0)
 
 
 def between_checkpoint_and_mlflow(repo: Path) -> None:
     """Right after an epoch's checkpoint is renamed into place, before that epoch is logged."""
     mid_epoch(repo)
     inode = os.stat(checkpoint_file(repo)).st_ino  # type: ignore[arg-type]
-    while os.stat(checkpoint_file(repo)).st_ino == inode:  # type: ignore[arg-type]
-        pass
+
+    def replaced() -> bool:
+        return os.stat(checkpoint_file(repo)).st_ino != inode  # type: ignore[arg-type]
+
+    wait_until(replaced, "the next epoch's checkpoint", every=0)
 
 
 def while_the_model_uploads(repo: Path) -> None:
@@ -171,14 +181,14 @@ def test_the_hydra_app_resumes_after_sigkill(
     expected = reference(repo, overrides)
     killed_run = kill_when(repo, moment, train(overrides))
     if moment is during_checkpoint_write:
-        torn = [checkpoint_file(repo, ".last.ckpt.tmp")]
+        torn = [checkpoint_file(repo, TORN)]
         while torn[-1] is None and len(torn) < ATTEMPTS:  # kill again: it resumes, then dies again
             assert kill_when(repo, moment, train(overrides)) == killed_run
-            torn.append(checkpoint_file(repo, ".last.ckpt.tmp"))
+            torn.append(checkpoint_file(repo, TORN))
         assert torn[-1] is not None, f"none of {ATTEMPTS} kills landed in a checkpoint write"
     output = run(train(overrides), repo).stdout
     assert_resumed_like_reference(repo, killed_run, output, expected)
-    assert checkpoint_file(repo, ".last.ckpt.tmp") is None
+    assert checkpoint_file(repo, TORN) is None
 
 
 def test_a_training_killed_while_its_model_uploads_ends_with_one_complete_model(repo: Path) -> None:
@@ -233,9 +243,8 @@ def training_pids(cmd_part: str, under: Path) -> list[int]:
     return found
 
 
-def test_a_queued_dvc_experiment_resumes_after_sigkill(tmp_path: Path) -> None:
-    project = make_project(tmp_path / "project")
-    run(["python", "-m", "pipelines.prepare"], project)
+def test_a_queued_dvc_experiment_resumes_after_sigkill(prepared_project: Path) -> None:
+    project = prepared_project
     overrides = OVERRIDES
     run(train(overrides), project)
     expected = outcome(project)[1:]  # an uninterrupted training, before anything is queued

@@ -11,7 +11,7 @@ import torch
 import yaml
 from mlflow import MlflowClient
 
-from scalelab.data.prepared import load_split, read_manifest
+from scalelab.data.split_files import load_split, read_manifest
 from scalelab.evaluation import EVALUATION_FILES
 from tests.conftest import run, run_queue
 

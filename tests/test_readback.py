@@ -16,7 +16,7 @@ import torch
 from scalelab import paths
 from scalelab.config import Config, DataConfig, ModelConfig, RungConfig, TrackingConfig, TrainerConfig
 from scalelab.data.datamodule import PreparedDataModule
-from scalelab.data.prepared import load_split, read_manifest
+from scalelab.data.split_files import load_split, read_manifest
 from scalelab.readback import UnreadableFile
 from scalelab.scaling.study import read_record
 from scalelab.training import resume

@@ -8,7 +8,6 @@ import json
 import os
 import signal
 import subprocess
-import time
 import urllib.request
 from pathlib import Path
 
@@ -16,8 +15,8 @@ import pytest
 import torch
 from mlflow import MlflowClient
 
-from scalelab.data.prepared import load_split
-from tests.conftest import free_port, run, run_env, speech_subset
+from scalelab.data.split_files import load_split
+from tests.conftest import free_port, run, run_env, speech_subset, wait_for_http
 
 pytestmark = pytest.mark.slow
 
@@ -52,17 +51,12 @@ def serve(project: Path, model_uri: str) -> tuple[subprocess.Popen, str]:
         cmd, cwd=project, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
     )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            break
-        try:
-            with urllib.request.urlopen(f"{url}/ping", timeout=2):
-                return server, url
-        except OSError:
-            time.sleep(0.5)
-    os.killpg(server.pid, signal.SIGKILL)
-    pytest.fail(f"mlflow models serve did not start:\n{(project / 'serve.log').read_text()}")
+    try:
+        wait_for_http(server, f"{url}/ping", "mlflow models serve", log=project / "serve.log")
+    except BaseException:
+        os.killpg(server.pid, signal.SIGKILL)
+        raise
+    return server, url
 
 
 @pytest.mark.parametrize("task", ["image", "speech"])

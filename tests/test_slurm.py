@@ -9,14 +9,13 @@ import os
 import shutil
 import subprocess
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from mlflow import MlflowClient
 
-from tests.conftest import ROOT, alive, free_port, live_store, make_project, port_free, run, start
+from tests.conftest import ROOT, alive, free_port, live_store, make_project, port_free, run, start, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -92,14 +91,13 @@ def sacct_states(slurm: dict[str, str], *jobs: str, timeout: float = 60) -> dict
     slurmctld tells slurmdbd that a job ended a moment after its process exits; a sweep that
     already has the job's result may ask sooner and still read RUNNING.
     """
-    deadline = time.monotonic() + timeout
-    while True:
+
+    def settled() -> dict[str, str] | None:
         out = run(["sacct", "-X", "-n", "-P", "-o", "JobID,State"], Path("/"), **slurm).stdout
         states = dict(line.split("|") for line in out.splitlines() if line)
-        settled = all(states.get(job, "PENDING").split()[0] not in ACTIVE for job in jobs)
-        if settled or time.monotonic() > deadline:
-            return states
-        time.sleep(0.5)
+        return states if all(states.get(job, "PENDING").split()[0] not in ACTIVE for job in jobs) else None
+
+    return wait_until(settled, f"SLURM accounting recording the end of {', '.join(jobs)}", timeout, every=0.5)
 
 
 def test_a_slurm_sweep_is_one_job_array_whose_runs_land_under_one_parent(
@@ -180,20 +178,17 @@ def test_a_cancelled_job_fails_its_run_and_the_sweep_names_it(
 def wait_for_training(project: Path, size: str, sweep: subprocess.Popen, timeout: float = 180) -> str:
     """The SLURM job id of rung `size` once its MLflow run has logged an epoch."""
     client = live_store(project)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+
+    def training() -> str | None:
         assert sweep.poll() is None, sweep.stdout.read()
         experiment = client.get_experiment_by_name("digits-mlp")
-        runs = (
-            client.search_runs([experiment.experiment_id], "attributes.status = 'RUNNING'")
-            if experiment
-            else []
-        )
-        for found in runs:
+        running = "attributes.status = 'RUNNING'"
+        for found in client.search_runs([experiment.experiment_id], running) if experiment else []:
             if found.data.tags.get("size") == size and "train/loss" in found.data.metrics:
                 return found.data.tags["slurm.job_id"]
-        time.sleep(0.5)
-    pytest.fail(f"rung {size} did not start training within {timeout:.0f} s")
+        return None
+
+    return wait_until(training, f"rung {size} training", timeout, every=0.5)
 
 
 def test_a_dvc_queue_runs_inside_one_slurm_allocation(cluster_project: Path, slurm: dict[str, str]) -> None:

@@ -29,8 +29,8 @@ def mlflow_runs(project: Path) -> tuple[object, list]:
     return parent, children
 
 
-def test_joblib_multirun_gives_a_parent_with_evaluated_children_and_a_fit(project: Path) -> None:
-    run(["python", "-m", "pipelines.prepare"], project)
+def test_joblib_multirun_gives_a_parent_with_evaluated_children_and_a_fit(prepared_project: Path) -> None:
+    project = prepared_project
     result = run(
         [
             "python",
@@ -66,9 +66,9 @@ def test_joblib_multirun_gives_a_parent_with_evaluated_children_and_a_fit(projec
 
 
 def test_a_diverging_rung_fails_with_its_reason_and_the_others_are_fitted(
-    project: Path, monkeypatch: pytest.MonkeyPatch
+    prepared_project: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    run(["python", "-m", "pipelines.prepare"], project)
+    project = prepared_project
     monkeypatch.chdir(project)
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     import scalelab.training.recorded as recorded

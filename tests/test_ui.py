@@ -8,14 +8,12 @@ import os
 import re
 import signal
 import subprocess
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 from mlflow import MlflowClient
 
-from tests.conftest import free_port, run, run_env
+from tests.conftest import free_port, run, run_env, wait_for_http
 
 pytestmark = pytest.mark.slow
 
@@ -59,15 +57,12 @@ def start_ui(project: Path) -> tuple[subprocess.Popen, str, str]:
             break
     assert set(links) == {"runs", "compare"}, "make ui prints both links"
     base = links["runs"].split("/#/")[0]
-    deadline = time.monotonic() + 90
-    while ui.poll() is None and time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(f"{base}/health", timeout=2):
-                return ui, links["runs"], links["compare"]
-        except OSError:
-            time.sleep(0.3)
-    os.killpg(ui.pid, signal.SIGKILL)
-    pytest.fail("the MLflow UI server did not come up")
+    try:
+        wait_for_http(ui, f"{base}/health", "the MLflow UI server", timeout=90)
+    except BaseException:
+        os.killpg(ui.pid, signal.SIGKILL)
+        raise
+    return ui, links["runs"], links["compare"]
 
 
 def test_the_ui_shows_the_sweep_the_ladder_columns_and_the_compare_view(

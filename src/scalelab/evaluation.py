@@ -178,8 +178,8 @@ def evaluate_run(config: Config) -> dict[str, float]:
     and adds the metrics and files to the MLflow run that trained the checkpoint. Per-group
     accuracies (e.g. `test/acc_speaker/theo`) are metrics too.
     """
-    from scalelab import tracking
-    from scalelab.data.prepared import load_groups, load_split, read_manifest
+    from scalelab.data.split_files import load_groups, load_split, read_manifest
+    from scalelab.tracking import runs
     from scalelab.training.saved import CHECKPOINT_FILE, load_network
 
     size, seed, samples = config.model.size, config.seed, config.data.train_samples
@@ -205,5 +205,5 @@ def evaluate_run(config: Config) -> dict[str, float]:
     plot_misclassified(out / "misclassified.png", x, y, logits, classes, f"{name}: most confident mistakes")
     if meta["run_id"]:
         files = [out / file for file in (*EVALUATION_FILES, "metrics.json")]
-        tracking.log_evaluation(config.tracking, meta["run_id"], metrics, files)
+        runs.log_evaluation(config.tracking, meta["run_id"], metrics, files)
     return metrics

@@ -1,7 +1,7 @@
 """The one door every pipeline stage goes through: start-up, config, one-line errors, exit.
 
 A stage module imports this first, so that Python's garbage collection is held off while torch,
-Lightning and MLflow load (`scalelab/process.py`), and wraps a function of the typed config:
+Lightning and MLflow load (`scalelab/gc_tuning.py`), and wraps a function of the typed config:
 
     from scalelab.stage import stage  # first: see above
 
@@ -15,10 +15,10 @@ Lightning and MLflow load (`scalelab/process.py`), and wraps a function of the t
 checkout's `conf/`, or `--config-dir . --config-name params` as DVC runs it): a config Hydra
 cannot compose, a value the schema refuses and any `ScalelabError` end in one line and exit
 status 2; Ctrl-C or SIGTERM in one line and status 130. `@stage(sweepable=True)` also lets a
-multirun's other jobs go on when one fails (`scalelab/sweep_job.py`).
+multirun's other jobs go on when one fails (`scalelab/multirun_job.py`).
 """
 
-from scalelab.process import hold_collection
+from scalelab.gc_tuning import hold_collection
 
 hold_collection()
 
@@ -31,8 +31,8 @@ from omegaconf import DictConfig  # noqa: E402
 
 from scalelab.config import Config, load_config, one_line_composition_errors  # noqa: E402
 from scalelab.errors import exit_on_user_error  # noqa: E402
-from scalelab.process import collects_after_startup, run_then_exit_quickly  # noqa: E402
-from scalelab.sweep_job import survives_sweep  # noqa: E402
+from scalelab.gc_tuning import collects_after_startup, run_then_exit_quickly  # noqa: E402
+from scalelab.multirun_job import survives_sweep  # noqa: E402
 
 Task = Callable[[Config], None]
 

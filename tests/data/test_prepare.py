@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from scalelab.config import DataConfig
-from scalelab.data import prepared, sources
+from scalelab.data import sources, split_files
 from scalelab.data.prepare import prepare, validate
 from scalelab.errors import ConfigError, DataError
 from tests.conftest import write_idx
@@ -28,15 +28,15 @@ def test_digits_split_counts_and_manifest() -> None:
     out = prepare(DIGITS)
     assert out == Path("data/prepared/digits")
     manifest = json.loads((out / "manifest.json").read_text())
-    counts = {s: manifest["splits"][s]["count"] for s in prepared.SPLITS}
+    counts = {s: manifest["splits"][s]["count"] for s in split_files.SPLITS}
     assert sum(counts.values()) == 1797
     assert counts["test"] == 360  # 20% held out, stratified
     assert counts["val"] == 144  # 10% of the remaining 1,437
     assert manifest["input_shape"] == [1, 8, 8] and manifest["num_classes"] == 10
-    for split in prepared.SPLITS:
+    for split in split_files.SPLITS:
         entry = manifest["splits"][split]
-        assert entry["sha256"] == prepared.file_sha256(out / entry["file"])
-    x, y = prepared.load_split(out, "train")
+        assert entry["sha256"] == split_files.file_sha256(out / entry["file"])
+    x, y = split_files.load_split(out, "train")
     assert x.dtype == torch.float32 and x.shape == (counts["train"], 1, 8, 8)
     assert float(x.min()) == 0.0 and float(x.max()) == 1.0  # pixels / 16, like the seed's / 255
     assert y.dtype == torch.int64 and set(y.tolist()) == set(range(10))
@@ -46,17 +46,17 @@ def test_pixels_are_stored_as_bytes_and_load_as_the_seeds_x_over_max_value() -> 
     out = prepare(DIGITS)
     stored = torch.load(out / "train.pt", weights_only=True)["x"]
     assert stored.dtype == torch.uint8, "a quarter of float32's size on disk and in DVC's cache"
-    x, _ = prepared.load_split(out, "train")
+    x, _ = split_files.load_split(out, "train")
     assert torch.equal(x, torch.from_numpy(stored.numpy().astype(np.float32) / 16)), "bit for bit"
 
 
 def test_data_prepared_by_an_older_scalelab_asks_for_prepare_again() -> None:
     out = prepare(DIGITS)
-    manifest = prepared.read_manifest(out)
+    manifest = split_files.read_manifest(out)
     manifest["normalisation"] = {"scale": 1 / 16, "mean": 0.0, "std": 1.0}  # the float32 format's
     (out / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(DataError, match=r"train.pt is missing or outdated: run `dvc repro prepare`"):
-        prepared.load_split(out, "train")
+        split_files.load_split(out, "train")
 
 
 def test_same_seed_same_bytes_other_seed_other_split() -> None:
@@ -69,7 +69,7 @@ def test_same_seed_same_bytes_other_seed_other_split() -> None:
 
 def test_splits_do_not_overlap() -> None:
     out = prepare(DIGITS)
-    rows = [prepared.load_split(out, s)[0].flatten(1) for s in prepared.SPLITS]
+    rows = [split_files.load_split(out, s)[0].flatten(1) for s in split_files.SPLITS]
     seen = {tuple(r.tolist()) for r in rows[0]}
     # Digits has a handful of duplicate images; a leak would put hundreds in two splits.
     assert sum(tuple(r.tolist()) in seen for r in rows[2]) < 5
@@ -77,9 +77,9 @@ def test_splits_do_not_overlap() -> None:
 
 def test_standardisation_uses_train_statistics() -> None:
     out = prepare(DataConfig(name="digits", test_fraction=0.2, standardize=True))
-    x, _ = prepared.load_split(out, "train")
+    x, _ = split_files.load_split(out, "train")
     assert abs(float(x.mean())) < 1e-5 and abs(float(x.std()) - 1) < 1e-3
-    manifest = prepared.read_manifest(out)
+    manifest = split_files.read_manifest(out)
     assert manifest["normalisation"]["std"] > 0
 
 
@@ -87,8 +87,8 @@ def test_idx_dataset_keeps_its_official_test_split(tiny_idx, monkeypatch) -> Non
     root, spec = tiny_idx()
     monkeypatch.setitem(sources.IDX_DATASETS, "mnist", spec)
     out = prepare(DataConfig(name="mnist", root=str(root), val_fraction=0.25))
-    manifest = prepared.read_manifest(out)
-    assert {s: manifest["splits"][s]["count"] for s in prepared.SPLITS} == {
+    manifest = split_files.read_manifest(out)
+    assert {s: manifest["splits"][s]["count"] for s in split_files.SPLITS} == {
         "train": 30,
         "val": 10,
         "test": 20,
@@ -143,9 +143,9 @@ def test_mnist1d_is_generated_offline_split_and_reproducible() -> None:
     assert np.array_equal(np.random.get_state()[1], before), "numpy's global random state left alone"
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["input_shape"] == [1, 1, 40] and manifest["num_classes"] == 10
-    counts = {split: manifest["splits"][split]["count"] for split in prepared.SPLITS}
+    counts = {split: manifest["splits"][split]["count"] for split in split_files.SPLITS}
     assert counts == {"train": 360, "val": 40, "test": 100}, "the generator's 80/20, then validation"
-    x, y = prepared.load_split(out, "train")
+    x, y = split_files.load_split(out, "train")
     assert x.dtype == torch.float32 and x.shape == (360, 1, 1, 40) and set(y.tolist()) == set(range(10))
     first = manifest["fingerprint"]
     again = json.loads((prepare(DataConfig(name="mnist1d", samples=500)) / "manifest.json").read_text())

@@ -16,7 +16,7 @@ import torch
 from scalelab.config import AudioConfig, DataConfig, input_shape
 from scalelab.data import speech
 from scalelab.data.prepare import prepare
-from scalelab.data.prepared import load_groups, load_split
+from scalelab.data.split_files import load_groups, load_split
 from scalelab.errors import DataError
 
 

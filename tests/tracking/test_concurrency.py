@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from mlflow import MlflowClient
 
-from tests.conftest import run, start
+from tests.conftest import start
 
 pytestmark = pytest.mark.slow
 
@@ -55,15 +55,17 @@ def assert_nothing_lost(client: MlflowClient) -> None:
         assert any(a.path == "config.yaml" for a in client.list_artifacts(r.info.run_id))
 
 
-def test_eight_concurrent_trainings_share_a_fresh_sqlite_store(project: Path) -> None:
-    run(["python", "-m", "pipelines.prepare"], project)
+def test_eight_concurrent_trainings_share_a_fresh_sqlite_store(prepared_project: Path) -> None:
+    project = prepared_project
     assert not (project / "mlflow.db").exists(), "the store is created by the racing jobs themselves"
     train_at_once(project)
     assert_nothing_lost(MlflowClient(f"sqlite:///{project}/mlflow.db"))
 
 
-def test_eight_concurrent_trainings_share_a_real_tracking_server(project: Path, mlflow_server: str) -> None:
-    run(["python", "-m", "pipelines.prepare"], project)
+def test_eight_concurrent_trainings_share_a_real_tracking_server(
+    prepared_project: Path, mlflow_server: str
+) -> None:
+    project = prepared_project
     client = MlflowClient(mlflow_server)
     # No experiment yet: the 8 jobs race to create it. With mlflow.set_experiment the losers'
     # runs landed in "Default" (2 of 3 tries); every run must be in the study's experiment.

@@ -4,7 +4,7 @@ The plugin's launcher waits for the jobs in order and raises at the first one th
 without a result (cancelled, out of time, node lost), throwing away the others' results, so the
 sweep's fit never runs. This one reports such a job as failed, like a job that raised, and
 lets the sweep fit the sizes that finished; its MLflow run is then marked FAILED by the sweep
-callback (scalelab.sweep). The class lives here because Hydra only instantiates launchers
+callback (scalelab.multirun). The class lives here because Hydra only instantiates launchers
 defined in the `hydra_plugins` package.
 """
 
@@ -60,7 +60,7 @@ def _outcome(job: Any, overrides: Sequence[str]) -> JobReturn:
     """The job's own JobReturn; for a job that produced none, a failed one naming its SLURM state."""
     from submitit.core.utils import UncompletedJobError
 
-    from scalelab.sweep_job import JOB_FAILED
+    from scalelab.multirun_job import JOB_FAILED
 
     try:
         return job.results()[0]

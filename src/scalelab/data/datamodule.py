@@ -10,7 +10,7 @@ import numpy as np
 import pytorch_lightning as pl
 import torch
 
-from scalelab.data.prepared import load_split, read_manifest
+from scalelab.data.split_files import load_split, read_manifest
 from scalelab.errors import DataError
 
 SUBSET_STREAM = 2**31 - 1  # the seed's random stream for the data axis, apart from its epochs'

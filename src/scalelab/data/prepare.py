@@ -10,7 +10,7 @@ import torch
 
 from scalelab import atomic, paths
 from scalelab.config import DataConfig, as_dict
-from scalelab.data import prepared, sources, speech
+from scalelab.data import sources, speech, split_files
 from scalelab.errors import ConfigError, DataError
 
 
@@ -150,7 +150,7 @@ def _write(
     out = paths.prepared_dir(cfg.name)
     with atomic.atomic_dir(out) as tmp:
         written = {
-            s: prepared.write_split(tmp, s, tx, ty, groups.get(s, {})) for s, (tx, ty) in tensors.items()
+            s: split_files.write_split(tmp, s, tx, ty, groups.get(s, {})) for s, (tx, ty) in tensors.items()
         }
         manifest: dict[str, Any] = {
             "dataset": cfg.name,
@@ -159,7 +159,7 @@ def _write(
             "input_shape": list(tensors["train"][0].shape[1:]),  # (C, H, W)
             "num_classes": len(about["class_names"]),
             "normalisation": normalisation,
-            "fingerprint": prepared.fingerprint(written),
+            "fingerprint": split_files.fingerprint(written),
         }
         atomic.write_json(tmp / "manifest.json", manifest)
     return out

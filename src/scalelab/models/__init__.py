@@ -6,7 +6,7 @@ from torch import nn
 
 from scalelab.config import ModelConfig, RungConfig
 from scalelab.models.cnn import CNN
-from scalelab.models.init import initialise
+from scalelab.models.initialisation import initialise
 from scalelab.models.mlp import MLP, hidden_sizes, in_features
 
 

@@ -1,7 +1,7 @@
 """A study's one flow, however its runs were launched: fit the law to the runs' reports, write
 the study, give the MLflow parent run the study, register the champion.
 
-`dvc repro`'s scaling stage (`fit_dvc_study`) and a multirun's callback (`scalelab.sweep`)
+`dvc repro`'s scaling stage (`fit_dvc_study`) and a multirun's callback (`scalelab.multirun`)
 both end in `conclude`; they differ only in which runs count and where the parent comes from.
 """
 

@@ -58,7 +58,7 @@ class JointLaw:
 
     def __call__(self, n: np.ndarray | float, d: np.ndarray | float) -> np.ndarray:
         n, d = np.asarray(n, dtype=float), np.asarray(d, dtype=float)
-        return self.E + self.A * n ** -self.alpha + self.B * d ** -self.beta
+        return self.E + self.A * n**-self.alpha + self.B * d**-self.beta
 
     @property
     def exponents(self) -> tuple[float, float]:
@@ -185,8 +185,15 @@ class JointFit:
 
     def estimate(self, name: str) -> float:
         a, b = self.law.exponents
-        return {"E": self.law.E, "A": self.law.A, "B": self.law.B, "alpha": self.law.alpha,
-                "beta": self.law.beta, "a": a, "b": b}[name]
+        return {
+            "E": self.law.E,
+            "A": self.law.A,
+            "B": self.law.B,
+            "alpha": self.law.alpha,
+            "beta": self.law.beta,
+            "a": a,
+            "b": b,
+        }[name]
 
 
 def fit_joint(

@@ -31,6 +31,7 @@ def register_champion(config: Config, candidates: Sequence[Candidate]) -> tuple[
     the champion and its registry version; None if no candidate logged a model.
     """
     import mlflow
+
     uri = resolve_uri(config.tracking)
     client = mlflow_client(uri)
     mlflow.set_tracking_uri(uri)  # register_model works through the fluent API's store

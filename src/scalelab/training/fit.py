@@ -24,10 +24,10 @@ from scalelab.models import build, count_parameters, rung
 from scalelab.models.flops import training_flops_per_sample
 from scalelab.readback import load_torch
 from scalelab.training import width_scaling
-from scalelab.training.checkpoint import AtomicCheckpointIO
+from scalelab.training.checkpoints import BEST, LAST, AtomicCheckpointIO, EpochCheckpoint
 from scalelab.training.module import Classifier, EpochMetricsBar
 from scalelab.training.precision import LeanPrecision
-from scalelab.training.resume import BEST, LAST, EpochCheckpoint, identity
+from scalelab.training.resume import identity
 from scalelab.training.saved import CHECKPOINT_FILE
 
 # Lightning's start-up chatter that says nothing about this run: an advert, and a warning about

@@ -18,10 +18,12 @@ from typing import Any
 
 from pytorch_lightning.utilities import rank_zero_only
 
-from scalelab import atomic, paths, tracking
+from scalelab import atomic, paths
 from scalelab.config import Config
 from scalelab.data.datamodule import PreparedDataModule
-from scalelab.tracking import logged_models
+from scalelab.tracking import logged_models, runs
+from scalelab.tracking.names import run_name
+from scalelab.tracking.store import resolve_uri
 from scalelab.training import resume
 from scalelab.training.fit import fit
 from scalelab.training.saved import CHECKPOINT_FILE
@@ -85,7 +87,7 @@ def _train(
     if previous:
         print(f"resuming {key} after epoch {previous.epochs_done} from {previous.path}")
     fingerprint = data.manifest["fingerprint"]
-    with tracking.training_run(config, fingerprint, previous and previous.run_id, name, tags) as run_id:
+    with runs.training_run(config, fingerprint, previous and previous.run_id, name, tags) as run_id:
         result = fit(
             config.model,
             trainer,
@@ -93,7 +95,7 @@ def _train(
             seed=seed,
             out_dir=out_dir,
             checkpoints=checkpoints,
-            tracking_uri=tracking.resolve_uri(config.tracking),
+            tracking_uri=resolve_uri(config.tracking),
             run_id=run_id,
         )
         if config.tracking.log_model:
@@ -115,7 +117,7 @@ def _search(config: Config, out_dir: Path) -> tuple[Trained | None, list[dict[st
     trials: list[tuple[float, Path, Trained | None]] = []
     for lr in config.trainer.lr_search:
         trial_dir = out_dir.with_name(f"{out_dir.name}-lr{lr:g}")
-        name = f"{tracking.run_name(config)} lr={lr:g}"
+        name = f"{run_name(config)} lr={lr:g}"
         trained = _train(with_lr(config, lr), trial_dir, name, tags={"lr_search.lr": f"{lr:g}"})
         trials.append((lr, trial_dir, trained))
     if rank_zero_only.rank != 0:
@@ -127,7 +129,7 @@ def _search(config: Config, out_dir: Path) -> tuple[Trained | None, list[dict[st
     for _, folder, _ in trials:
         shutil.rmtree(folder, ignore_errors=True)
     chosen = {t.run_id: {"lr_search.chosen": str(t is best).lower()} for _, _, t in done}
-    tracking.tag_runs(config.tracking, chosen)
+    runs.tag_runs(config.tracking, chosen)
     report = [
         {
             "lr": lr,

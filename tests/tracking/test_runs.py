@@ -10,9 +10,10 @@ import pytest
 import yaml
 from mlflow import MlflowClient
 
-from scalelab import tracking
 from scalelab.config import Config, load_config
 from scalelab.errors import ScalelabError
+from scalelab.tracking import runs
+from scalelab.tracking.names import flatten
 from tests.conftest import ROOT
 
 
@@ -31,7 +32,7 @@ def test_telemetry_is_off_unless_the_user_opted_in() -> None:
 
 
 def test_a_run_is_self_describing_and_ends_finished(config: Config) -> None:
-    with tracking.training_run(config, "f1ng3rpr1nt") as run_id:
+    with runs.training_run(config, "f1ng3rpr1nt") as run_id:
         mlflow.log_metric("model/params", 123.0)  # logs to the run it opened
     run = MlflowClient(config.tracking.uri).get_run(run_id)
     assert run.info.status == "FINISHED"
@@ -49,7 +50,7 @@ def test_a_run_is_self_describing_and_ends_finished(config: Config) -> None:
 
 
 def test_a_run_whose_body_raises_is_marked_failed_with_the_reason(config: Config) -> None:
-    with pytest.raises(RuntimeError), tracking.training_run(config, "x") as run_id:
+    with pytest.raises(RuntimeError), runs.training_run(config, "x") as run_id:
         raise RuntimeError("boom")
     run = MlflowClient(config.tracking.uri).get_run(run_id)
     assert run.info.status == "FAILED"
@@ -62,19 +63,19 @@ def test_an_unreachable_server_is_refused_before_any_work(config: Config) -> Non
         port = probe.getsockname()[1]
     config.tracking.uri = f"http://127.0.0.1:{port}"
     unreachable = f"MLflow server http://127.0.0.1:{port} is unreachable"
-    with pytest.raises(ScalelabError, match=unreachable), tracking.training_run(config, "x"):
+    with pytest.raises(ScalelabError, match=unreachable), runs.training_run(config, "x"):
         pytest.fail("the run must not start")
 
 
 def test_an_unwritable_store_is_refused_before_any_work(config: Config, tmp_path: Path) -> None:
     (tmp_path / "a-file").write_text("not a folder")
     config.tracking.uri = f"sqlite:///{tmp_path}/a-file/mlflow.db"
-    with pytest.raises(ScalelabError, match="cannot be written"), tracking.training_run(config, "x"):
+    with pytest.raises(ScalelabError, match="cannot be written"), runs.training_run(config, "x"):
         pytest.fail("the run must not start")
 
 
 def test_flatten_names_nested_keys_with_dots() -> None:
-    assert tracking.flatten({"a": {"b": 1, "c": {"d": None}}, "e": [1, 2]}) == {
+    assert flatten({"a": {"b": 1, "c": {"d": None}}, "e": [1, 2]}) == {
         "a.b": "1",
         "a.c.d": "None",
         "e": "[1, 2]",

@@ -1,6 +1,6 @@
 """How one job of a Hydra multirun ends: a failed job is reported and the sweep goes on.
 
-Kept apart from the multirun callback (`scalelab.sweep`) so that a training stage, which wraps
+Kept apart from the multirun callback (`scalelab.multirun`) so that a training stage, which wraps
 its task with `survives_sweep`, does not load (or depend on) the callback's fitting code.
 """
 

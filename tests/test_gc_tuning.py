@@ -6,7 +6,7 @@ import gc
 import subprocess
 import sys
 
-from scalelab.process import collects_after_startup, hold_collection, release_collection
+from scalelab.gc_tuning import collects_after_startup, hold_collection, release_collection
 from tests.conftest import ROOT
 
 
@@ -34,7 +34,7 @@ def test_a_stage_module_collects_normally_by_the_time_its_task_runs() -> None:
     probe = (
         "import gc, pipelines.evaluate as stage; "
         "print(gc.isenabled()); "
-        "from scalelab.process import release_collection; release_collection(); "
+        "from scalelab.gc_tuning import release_collection; release_collection(); "
         "print(gc.isenabled(), gc.get_freeze_count() > 100000)"
     )
     out = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, check=True)

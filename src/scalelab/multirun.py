@@ -23,8 +23,8 @@ from omegaconf import DictConfig
 from scalelab import paths
 from scalelab.config import Config, load_config
 from scalelab.errors import ConfigError
-from scalelab.process import release_collection
-from scalelab.sweep_job import JOB_OK
+from scalelab.gc_tuning import release_collection
+from scalelab.multirun_job import JOB_OK
 from scalelab.tracking import sweeps
 
 log = logging.getLogger(__name__)
