@@ -61,7 +61,7 @@ def test_the_smoke_study_keeps_the_seed_recipe_with_its_epochs_as_a_budget() -> 
     with initialize_config_dir(str(CONF), version_base="1.3"):
         config = load_config(compose("config", overrides=["experiment=digits_mlp"]))
     assert config.data.name == "digits"
-    assert config.model.ladder[config.model.size].width == 256
+    assert config.model.ladder[config.model.size]["width"] == 256
     assert config.trainer.batch_size == 128
     # the seed's 10 epochs stay trainer=default's; the smoke study gives each rung a budget of
     # 100 that early stopping ends
@@ -74,14 +74,17 @@ def test_the_smoke_study_keeps_the_seed_recipe_with_its_epochs_as_a_budget() -> 
 @pytest.mark.parametrize(
     ("override", "message"),
     [
-        (
-            {"data": {"name": "fmnist"}},
-            "data.name='fmnist' is invalid: use one of digits, mnist1d, fashion_mnist, mnist, spoken_digits",
-        ),
+        ({"data": {"_target_": "fmnist"}}, "data._target_='fmnist' is invalid: give a loader's dotted path"),
         ({"data": {"val_fraction": 1.5}}, "data.val_fraction=1.5 is invalid"),
         ({"data": {"name": "mnist"}}, "mnist has an official test split; set data.test_fraction=null"),
         ({"model": {"size": "huge"}}, "model.size='huge' is invalid: use one of xxs, xs, s, m, l, xl"),
-        ({"data": {"name": "mnist1d", "test_fraction": None}, "model": {"name": "cnn"}}, "use model=mlp"),
+        (
+            {
+                "data": {"name": "mnist1d", "test_fraction": None},
+                "model": {"_target_": "scalelab.models.cnn.cnn"},
+            },
+            "use model=mlp",
+        ),
         ({"data": {"samples": 5000}}, "data.samples=5000 is invalid: digits is not generated; set null"),
         (
             {"trainer": {"lr_search": [1e-3]}},
@@ -97,11 +100,18 @@ def test_the_smoke_study_keeps_the_seed_recipe_with_its_epochs_as_a_budget() -> 
         ),
         ({"model": {"width": 0}}, "model.width=0 is invalid"),
         (
-            {"model": {"name": "cnn", "depth": 4}},
+            {"model": {"_target_": "scalelab.models.cnn.cnn", "depth": 4}},
             "model.depth=4 is invalid: model=cnn halves each side per block, and data=digits gives 8x8 "
             "inputs; use depth <= 3",
         ),
-        ({"model": {"name": "resnet"}}, "model.name='resnet' is invalid: use one of mlp, cnn"),
+        (
+            {"model": {"_target_": "resnet"}},
+            "model._target_='resnet' is invalid: give a factory's dotted path",
+        ),
+        (
+            {"model": {"ladder": {"l": {"width": 0}}}},
+            "model.ladder.l.width=0 is invalid: use an integer >= 1",
+        ),
         ({"model": {"init": "zeros"}}, "model.init='zeros' is invalid"),
         ({"trainer": {"max_epochs": 0}}, "trainer.max_epochs=0 is invalid: use >= 1"),
         ({"trainer": {"batch_size": -1}}, "trainer.batch_size=-1 is invalid"),

@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from scalelab import paths
-from scalelab.config import Config, DataConfig, ModelConfig, RungConfig, TrackingConfig, TrainerConfig
+from scalelab.config import Config, DataConfig, ModelConfig, TrackingConfig, TrainerConfig
 from scalelab.data.datamodule import PreparedDataModule
 from scalelab.data.split_files import load_split, read_manifest
 from scalelab.readback import UnreadableFile
@@ -27,7 +27,7 @@ from tests.conftest import make_project, run
 
 CONFIG = Config(
     data=DataConfig(name="digits"),
-    model=ModelConfig(size="xs", ladder={"xs": RungConfig(16, 2)}),
+    model=ModelConfig(size="xs", ladder={"xs": {"width": 16, "depth": 2}}),
     trainer=TrainerConfig(max_epochs=2, batch_size=64, progress_bar=False),
 )
 

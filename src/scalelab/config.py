@@ -29,9 +29,9 @@ from scalelab.errors import ConfigError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
+# The built-in datasets (conf/data/), whose rules `check` knows; any other is a user's own.
 DATASETS = ("digits", "mnist1d", "fashion_mnist", "mnist", "spoken_digits")
-MODELS = ("mlp", "cnn")
-ACTIVATIONS = ("relu", "gelu", "tanh")
+CNN_FAMILY = "scalelab.models.cnn.cnn"
 INITS = ("xavier_uniform", "xavier_normal", "kaiming_uniform", "kaiming_normal", "torch_default")
 LOSSES = ("cross_entropy", "mse")
 LR_SCHEDULES = ("constant", "cosine")
@@ -51,9 +51,15 @@ class AudioConfig:
 
 @dataclass
 class DataConfig:
-    """Which dataset, where its files are, and how `prepare` splits and normalises it."""
+    """Which dataset, where its files are, and how `prepare` splits and normalises it.
 
-    name: str = "digits"
+    `_target_` is the loader: a function of this config returning a `RawDataset`
+    (`scalelab.data.sources`); the built-in datasets name theirs in `conf/data/`, a user's own
+    dataset names its own (docs/bring-your-own.md).
+    """
+
+    _target_: str = "scalelab.data.sources.digits"
+    name: str = "digits"  # the prepared folder (data/prepared/<name>/) and the study's name
     root: str | None = None  # a folder holding the IDX files; tried first
     system_dir: str | None = None  # a system-wide copy (Debian's dataset packages); tried second
     mirrors: list[str] = field(default_factory=list)  # base URLs; tried last, SHA-256 verified
@@ -71,23 +77,22 @@ class DataConfig:
 
 
 @dataclass
-class RungConfig:
-    """One rung of a model family's size ladder."""
-
-    width: int = 256
-    depth: int = 2
-
-
-@dataclass
 class ModelConfig:
-    """A model family, the rung of its size ladder, and optional overrides of that rung."""
+    """A model family, the rung of its size ladder, and optional overrides of that rung.
 
-    name: str = "mlp"
+    `_target_` is the family: a factory called as `factory(input_shape=..., num_classes=...,
+    **kwargs, **ladder[size])` that returns an `nn.Module` (`scalelab.models.build`). A rung
+    holds whatever keyword arguments its family takes; the built-in families take `width` and
+    `depth`, which `model.width` / `model.depth` override when set.
+    """
+
+    _target_: str = "scalelab.models.mlp.mlp"
+    name: str = "mlp"  # names the study and its runs (mlp-m-s0)
     size: str = "l"
-    ladder: dict[str, RungConfig] = field(default_factory=dict)
+    ladder: dict[str, dict[str, Any]] = field(default_factory=dict)
     width: int | None = None  # overrides ladder[size].width when set
     depth: int | None = None  # overrides ladder[size].depth when set
-    activation: str = "relu"
+    kwargs: dict[str, Any] = field(default_factory=dict)  # the family's arguments for every rung
     init: str = "xavier_uniform"  # Keras' glorot_uniform with zero biases, as in the seed
 
 
@@ -257,7 +262,7 @@ def _require(ok: bool, key: str, value: Any, allowed: str) -> None:
 def check(cfg: Config) -> None:
     """Check ranges and combinations the types cannot express; raise one `ConfigError`."""
     d, m, t = cfg.data, cfg.model, cfg.trainer
-    _require(d.name in DATASETS, "data.name", d.name, f"use one of {', '.join(DATASETS)}")
+    _require(_dotted(d._target_), "data._target_", d._target_, "give a loader's dotted path")
     _require(0 < d.val_fraction < 1, "data.val_fraction", d.val_fraction, "use 0 < x < 1")
     if d.name == "digits":
         _require(
@@ -266,28 +271,28 @@ def check(cfg: Config) -> None:
             d.test_fraction,
             "digits has no official test split; use 0 < x < 1 (data=digits sets 0.2)",
         )
-        _require(
-            d.test_fraction + d.val_fraction < 1,  # type: ignore[operator]
-            "data.val_fraction",
-            d.val_fraction,
-            "val_fraction + test_fraction must be < 1",
-        )
-    else:
+    elif d.name in DATASETS:
         _require(
             d.test_fraction is None,
             "data.test_fraction",
             d.test_fraction,
             f"{d.name} has an official test split; set data.test_fraction=null",
         )
+    _require(
+        d.test_fraction is None or 0 < d.test_fraction + d.val_fraction < 1,
+        "data.val_fraction",
+        d.val_fraction,
+        "val_fraction + test_fraction must be < 1",
+    )
     subset = d.train_samples
     _require(subset is None or subset >= 1, "data.train_samples", subset, "use >= 1 or null")
     if d.name == "mnist1d":
         _require(d.samples is None or d.samples >= 100, "data.samples", d.samples, "use >= 100 or null")
-    else:
+    elif d.name in DATASETS:
         _require(d.samples is None, "data.samples", d.samples, f"{d.name} is not generated; set null")
-    _require(m.name in MODELS, "model.name", m.name, f"use one of {', '.join(MODELS)}")
+    _require(_dotted(m._target_), "model._target_", m._target_, "give a factory's dotted path")
     _require(
-        not (m.name == "cnn" and d.name == "mnist1d"),
+        not (m._target_ == CNN_FAMILY and d.name == "mnist1d"),
         "model.name",
         m.name,
         "model=cnn takes 2-D inputs and data=mnist1d gives 1-D signals; use model=mlp",
@@ -295,18 +300,14 @@ def check(cfg: Config) -> None:
     _require(bool(m.ladder), "model.ladder", m.ladder, "the model needs a size ladder")
     _require(m.size in m.ladder, "model.size", m.size, f"use one of {', '.join(m.ladder)}")
     for size, rung in m.ladder.items():
-        _require(rung.width >= 1, f"model.ladder.{size}.width", rung.width, "use >= 1")
-        _require(rung.depth >= 1, f"model.ladder.{size}.depth", rung.depth, "use >= 1")
+        for key in ("width", "depth"):  # the built-in families' knobs; a user's family checks its own
+            value = rung.get(key, 1)
+            ok = isinstance(value, int) and value >= 1
+            _require(ok, f"model.ladder.{size}.{key}", value, "use an integer >= 1")
     _require(m.width is None or m.width >= 1, "model.width", m.width, "use >= 1 or null")
     _require(m.depth is None or m.depth >= 1, "model.depth", m.depth, "use >= 1 or null")
-    if m.name == "cnn" and d.name in DATASETS:
+    if m._target_ == CNN_FAMILY and d.name in DATASETS:
         _check_cnn_fits(cfg)
-    _require(
-        m.activation in ACTIVATIONS,
-        "model.activation",
-        m.activation,
-        f"use one of {', '.join(ACTIVATIONS)}",
-    )
     _require(m.init in INITS, "model.init", m.init, f"use one of {', '.join(INITS)}")
     _require(t.max_epochs >= 1, "trainer.max_epochs", t.max_epochs, "use >= 1")
     _require(t.batch_size >= 1, "trainer.batch_size", t.batch_size, "use >= 1")
@@ -382,13 +383,18 @@ def check(cfg: Config) -> None:
     )
 
 
+def _dotted(path: str) -> bool:
+    """Whether `path` looks like `package.module.name` (whether it imports is found on use)."""
+    return len(path.split(".")) >= 2 and all(part.isidentifier() for part in path.split("."))
+
+
 def _check_cnn_fits(cfg: Config) -> None:
     """Every rung the run or sweep uses must leave the input at least 1x1 after its max-pools."""
     m, shape = cfg.model, input_shape(cfg.data)
     for size in dict.fromkeys([m.size, *cfg.sweep.sizes]):
         if size not in m.ladder:
             continue  # reported by the sweep.sizes / model.size checks
-        depth = m.depth if m.depth is not None else m.ladder[size].depth
+        depth = m.depth if m.depth is not None else m.ladder[size]["depth"]
         key = "model.depth" if m.depth is not None else f"model.ladder.{size}.depth"
         _require(
             min(shape[1:]) >= 2**depth,

@@ -86,7 +86,11 @@ def test_standardisation_uses_train_statistics() -> None:
 def test_idx_dataset_keeps_its_official_test_split(tiny_idx, monkeypatch) -> None:
     root, spec = tiny_idx()
     monkeypatch.setitem(sources.IDX_DATASETS, "mnist", spec)
-    out = prepare(DataConfig(name="mnist", root=str(root), val_fraction=0.25))
+    out = prepare(
+        DataConfig(
+            _target_="scalelab.data.sources.idx_files", name="mnist", root=str(root), val_fraction=0.25
+        )
+    )
     manifest = split_files.read_manifest(out)
     assert {s: manifest["splits"][s]["count"] for s in split_files.SPLITS} == {
         "train": 30,
@@ -99,7 +103,9 @@ def test_idx_dataset_keeps_its_official_test_split(tiny_idx, monkeypatch) -> Non
 def test_a_failed_prepare_leaves_the_previous_result_untouched(tiny_idx, monkeypatch) -> None:
     root, spec = tiny_idx()
     monkeypatch.setitem(sources.IDX_DATASETS, "mnist", spec)
-    cfg = DataConfig(name="mnist", root=str(root), val_fraction=0.25)
+    cfg = DataConfig(
+        _target_="scalelab.data.sources.idx_files", name="mnist", root=str(root), val_fraction=0.25
+    )
     out = prepare(cfg)
     before = {p.name: p.read_bytes() for p in out.iterdir()}
     write_idx(root / "t10k-images-idx3-ubyte.gz", np.zeros((20, 6, 6), dtype=np.uint8))
@@ -133,13 +139,19 @@ def test_a_split_too_small_for_every_class_is_a_config_error(tiny_idx, monkeypat
     root, spec = tiny_idx()
     monkeypatch.setitem(sources.IDX_DATASETS, "mnist", spec)
     with pytest.raises(ConfigError, match=r"data.val_fraction=0.1 splits 40 samples 36/4, fewer than the 10"):
-        prepare(DataConfig(name="mnist", root=str(root), val_fraction=0.1))
+        prepare(
+            DataConfig(
+                _target_="scalelab.data.sources.idx_files", name="mnist", root=str(root), val_fraction=0.1
+            )
+        )
     assert not Path("data/prepared/mnist").exists()
 
 
 def test_mnist1d_is_generated_offline_split_and_reproducible() -> None:
     before = np.random.get_state()[1].copy()
-    out = prepare(DataConfig(name="mnist1d", samples=500, val_fraction=0.1))
+    out = prepare(
+        DataConfig(_target_="scalelab.data.sources.mnist1d", name="mnist1d", samples=500, val_fraction=0.1)
+    )
     assert np.array_equal(np.random.get_state()[1], before), "numpy's global random state left alone"
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["input_shape"] == [1, 1, 40] and manifest["num_classes"] == 10
@@ -148,5 +160,10 @@ def test_mnist1d_is_generated_offline_split_and_reproducible() -> None:
     x, y = split_files.load_split(out, "train")
     assert x.dtype == torch.float32 and x.shape == (360, 1, 1, 40) and set(y.tolist()) == set(range(10))
     first = manifest["fingerprint"]
-    again = json.loads((prepare(DataConfig(name="mnist1d", samples=500)) / "manifest.json").read_text())
+    again = json.loads(
+        (
+            prepare(DataConfig(_target_="scalelab.data.sources.mnist1d", name="mnist1d", samples=500))
+            / "manifest.json"
+        ).read_text()
+    )
     assert again["fingerprint"] == first, "the same samples every time"

@@ -14,7 +14,7 @@ from scalelab.errors import DataError
 
 def config(tmp_path: Path, **kw: object) -> DataConfig:
     kw.setdefault("download_dir", str(tmp_path / "raw"))
-    return DataConfig(name="mnist", **kw)  # type: ignore[arg-type]
+    return DataConfig(_target_="scalelab.data.sources.idx_files", name="mnist", **kw)  # type: ignore[arg-type]
 
 
 def test_explicit_root_comes_first(tmp_path: Path, tiny_idx) -> None:

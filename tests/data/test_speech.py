@@ -49,7 +49,11 @@ def test_features_are_librosas_log_mel_spectrogram(fsdd: Path) -> None:
         pad_mode="constant",
     )  # fmt: skip
     assert (
-        ours.shape == (audio.n_mels, audio.frames) == tuple(input_shape(DataConfig(name="spoken_digits"))[1:])
+        ours.shape
+        == (audio.n_mels, audio.frames)
+        == tuple(
+            input_shape(DataConfig(_target_="scalelab.data.speech.spoken_digits", name="spoken_digits"))[1:]
+        )
     )
     np.testing.assert_allclose(ours, librosa.power_to_db(mel, ref=1.0, top_db=None), atol=1e-3)
 
@@ -59,7 +63,15 @@ def test_prepare_keeps_the_official_test_takes_and_splits_validation_by_take(
 ) -> None:
     root = subset(fsdd, tmp_path / "wavs", ("jackson", "theo"), (0, 3, 5, 6, 7, 8))
     monkeypatch.chdir(tmp_path)
-    out = prepare(DataConfig(name="spoken_digits", root=str(root), val_fraction=0.25, standardize=True))
+    out = prepare(
+        DataConfig(
+            _target_="scalelab.data.speech.spoken_digits",
+            name="spoken_digits",
+            root=str(root),
+            val_fraction=0.25,
+            standardize=True,
+        )
+    )
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["input_shape"] == [1, 32, 64]
     assert manifest["features"]["n_mels"] == 32 and manifest["features"]["hop_length"] == 128
@@ -92,7 +104,9 @@ def test_no_test_takes_is_a_clear_error(fsdd: Path, tmp_path: Path, monkeypatch:
     root = subset(fsdd, tmp_path / "wavs", ("theo",), (5, 6, 7))
     monkeypatch.chdir(tmp_path)
     with pytest.raises(DataError, match="takes 0-4"):
-        prepare(DataConfig(name="spoken_digits", root=str(root)))
+        prepare(
+            DataConfig(_target_="scalelab.data.speech.spoken_digits", name="spoken_digits", root=str(root))
+        )
     assert not (tmp_path / "data/prepared/spoken_digits").exists(), "nothing half-written"
 
 

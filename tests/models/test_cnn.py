@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from scalelab.config import ModelConfig, RungConfig
+from scalelab.config import ModelConfig
 from scalelab.models import build, count_parameters
 from scalelab.models.cnn import CNN, channels
 from scalelab.models.flops import training_flops_per_sample
@@ -76,12 +76,16 @@ def test_ladder_comments_in_conf_state_the_true_counts(
     text = (ROOT / path).read_text()
     rows = re.findall(r"^\s+(\w+):\s+\{width: (\d+), depth: (\d+)\}\s+#([\d,| ]+) params", text, re.M)
     assert len(rows) >= 5
-    ladder = {size: RungConfig(int(width), int(depth)) for size, width, depth, _ in rows}
+    ladder = {size: {"width": int(width), "depth": int(depth)} for size, width, depth, _ in rows}
     for size, _, _, documented in rows:
         columns = [int(c.replace(",", "")) for c in documented.split("|")]
         assert len(columns) == len(shapes), size
         for shape, count in zip(shapes, columns, strict=True):
-            net = build(ModelConfig(name=family, size=size, ladder=ladder), shape, 10)
+            net = build(
+                ModelConfig(_target_=f"scalelab.models.{family}.{family}", size=size, ladder=ladder),
+                shape,
+                10,
+            )
             assert count_parameters(net)[0] == count, (size, shape)
             if family == "mlp":  # a bottleneck rung would measure the bottleneck, not the size
                 widths = [m.out_features for m in net.modules() if isinstance(m, torch.nn.Linear)]

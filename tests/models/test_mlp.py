@@ -6,15 +6,15 @@ import pytest
 import torch
 from torch import nn
 
-from scalelab.config import ModelConfig, RungConfig
+from scalelab.config import ModelConfig
 from scalelab.models import build, count_parameters, rung
 from scalelab.models.mlp import hidden_sizes
 
 MNIST_SHAPE = [1, 28, 28]
 
 
-def ladder() -> dict[str, RungConfig]:
-    return {"s": RungConfig(16, 2), "l": RungConfig(256, 2)}
+def ladder() -> dict[str, dict[str, int]]:
+    return {"s": {"width": 16, "depth": 2}, "l": {"width": 256, "depth": 2}}
 
 
 def test_seed_mlp_784_256_128_10_has_235146_parameters() -> None:
@@ -34,7 +34,7 @@ def test_hidden_layers_taper_by_half() -> None:
 
 def test_width_and_depth_override_the_rung() -> None:
     cfg = ModelConfig(size="s", ladder=ladder(), width=32, depth=3)
-    assert rung(cfg) == RungConfig(32, 3)
+    assert rung(cfg) == {"width": 32, "depth": 3}
     net = build(cfg, [1, 8, 8], 10)
     assert net(torch.zeros(5, 1, 8, 8)).shape == (5, 10)
 

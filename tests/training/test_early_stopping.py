@@ -10,7 +10,7 @@ import pytest
 import pytorch_lightning as pl
 import torch
 
-from scalelab.config import EarlyStoppingConfig, ModelConfig, RungConfig, TrainerConfig
+from scalelab.config import EarlyStoppingConfig, ModelConfig, TrainerConfig
 from scalelab.data.datamodule import PreparedDataModule
 from scalelab.evaluation import predict
 from scalelab.training import resume
@@ -19,7 +19,7 @@ from scalelab.training.losses import loss_fn
 from scalelab.training.saved import load_network
 
 # A wide MLP at a high learning rate overfits digits' 1,293 training images within a few epochs.
-MODEL = ModelConfig(size="l", ladder={"l": RungConfig(256, 2)})
+MODEL = ModelConfig(size="l", ladder={"l": {"width": 256, "depth": 2}})
 OVERFITS = TrainerConfig(
     max_epochs=30,
     batch_size=64,

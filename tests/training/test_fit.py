@@ -11,13 +11,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from scalelab.config import ModelConfig, RungConfig, TrainerConfig
+from scalelab.config import ModelConfig, TrainerConfig
 from scalelab.data.datamodule import PreparedDataModule
 from scalelab.errors import TrainingDiverged
 from scalelab.training.fit import fit, torch_threads
 from scalelab.training.saved import META_KEY, load_network
 
-MODEL = ModelConfig(size="s", ladder={"s": RungConfig(32, 2)})
+MODEL = ModelConfig(size="s", ladder={"s": {"width": 32, "depth": 2}})
 TRAINER = TrainerConfig(max_epochs=8, batch_size=64, progress_bar=False)
 
 

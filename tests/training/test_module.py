@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
 
-from scalelab.config import ModelConfig, RungConfig, TrainerConfig
+from scalelab.config import ModelConfig, TrainerConfig
 from scalelab.data.datamodule import Grouped, InMemoryBatches, PreparedDataModule
 from scalelab.training.fit import fit
 from scalelab.training.module import EpochStats
@@ -57,7 +57,7 @@ def test_the_progress_bar_shows_the_latest_epochs_metrics(digits: Path, tmp_path
 
     trainer = TrainerConfig(max_epochs=1, batch_size=64, progress_bar=True)
     data = PreparedDataModule(digits, trainer.batch_size, 0, trainer.steps_per_call)
-    model = ModelConfig(size="s", ladder={"s": RungConfig(16, 1)})
+    model = ModelConfig(size="s", ladder={"s": {"width": 16, "depth": 1}})
     result = fit(model, trainer, data, seed=0, out_dir=tmp_path, callbacks=[Peek()])
     for name in ("train/loss", "train/acc", "val/loss", "val/acc", "val/f1_macro"):
         assert seen[name] == result.metrics[name]

@@ -8,11 +8,11 @@ from typing import Any
 
 import pytorch_lightning as pl
 
-from scalelab.config import ModelConfig, RungConfig, TrainerConfig
+from scalelab.config import ModelConfig, TrainerConfig
 from scalelab.data.datamodule import PreparedDataModule
 from scalelab.training.fit import fit
 
-MODEL = ModelConfig(size="s", ladder={"s": RungConfig(16, 1)})
+MODEL = ModelConfig(size="s", ladder={"s": {"width": 16, "depth": 1}})
 
 
 class HookCounter(pl.Callback):

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from mlflow import MlflowClient
 
-from scalelab.config import Config, DataConfig, ModelConfig, RungConfig, TrackingConfig, TrainerConfig
+from scalelab.config import Config, DataConfig, ModelConfig, TrackingConfig, TrainerConfig
 from scalelab.training.recorded import LR_SEARCH_FILE, train_seed
 from scalelab.training.saved import CHECKPOINT_FILE, load_network
 
@@ -28,7 +28,7 @@ def project(digits: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Pa
 def config(project: Path, **trainer: object) -> Config:
     return Config(
         data=DataConfig(name="digits"),
-        model=ModelConfig(size="s", ladder={"s": RungConfig(32, 2)}),
+        model=ModelConfig(size="s", ladder={"s": {"width": 32, "depth": 2}}),
         trainer=TrainerConfig(max_epochs=3, batch_size=64, progress_bar=False, **trainer),
         tracking=TrackingConfig(uri=f"sqlite:///{project}/mlflow.db"),
     )

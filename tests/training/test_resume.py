@@ -10,12 +10,12 @@ import pytest
 import pytorch_lightning as pl
 import torch
 
-from scalelab.config import ModelConfig, RungConfig, TrainerConfig
+from scalelab.config import ModelConfig, TrainerConfig
 from scalelab.data.datamodule import PreparedDataModule
 from scalelab.training import resume
 from scalelab.training.fit import fit
 
-CNN = ModelConfig(name="cnn", size="s", ladder={"s": RungConfig(4, 2)})  # dropout 0.25
+CNN = ModelConfig(name="cnn", size="s", ladder={"s": {"width": 4, "depth": 2}})  # dropout 0.25
 TRAINER = TrainerConfig(max_epochs=4, batch_size=64, progress_bar=False)
 
 

@@ -9,8 +9,8 @@ import numpy as np
 import torch
 
 from scalelab import atomic, paths
-from scalelab.config import DataConfig, as_dict
-from scalelab.data import sources, speech, split_files
+from scalelab.config import DataConfig
+from scalelab.data import sources, split_files
 from scalelab.errors import ConfigError, DataError
 
 
@@ -19,6 +19,8 @@ def validate(raw: sources.RawDataset, name: str) -> None:
     parts = [("train", raw.train_x, raw.train_y)]
     if raw.test_x is not None and raw.test_y is not None:
         parts.append(("test", raw.test_x, raw.test_y))
+    if raw.val_x is not None and raw.val_y is not None:
+        parts.append(("val", raw.val_x, raw.val_y))
     spec = sources.IDX_DATASETS.get(name)
     num_classes = len(raw.class_names)
     for i, (split, x, y) in enumerate(parts):
@@ -28,7 +30,7 @@ def validate(raw: sources.RawDataset, name: str) -> None:
             raise DataError(f"{name} {split}: {len(x)} images but {len(y)} labels")
         if y.min() < 0 or y.max() >= num_classes:
             raise DataError(f"{name} {split} labels span {y.min()}..{y.max()}, expected 0..{num_classes - 1}")
-        if spec is not None:
+        if spec is not None and i < len(spec.counts):
             if x.shape[1:] != spec.image_shape:
                 raise DataError(f"{name} {split} images are {x.shape[1:]}, expected {spec.image_shape}")
             if len(x) != spec.counts[i]:
@@ -57,79 +59,63 @@ Splits = dict[str, tuple[np.ndarray, np.ndarray]]  # split -> (x float32 (N, C, 
 
 
 def prepare(cfg: DataConfig) -> Path:
-    """Load, validate, split and normalise `cfg.name`; write it atomically; return its folder."""
-    if cfg.name == "spoken_digits":
-        return _write(cfg, *_speech(cfg))
+    """Load (`data._target_`), validate, split and normalise `cfg.name`; write it atomically;
+    return its folder."""
     raw = sources.load(cfg)
     validate(raw, cfg.name)
-    x, y = raw.train_x, raw.train_y
-    if raw.test_x is None or raw.test_y is None:  # no official test split: hold one out
-        assert cfg.test_fraction is not None  # guaranteed by config.check
-        keep, test = split_indices(y, cfg.test_fraction, cfg.split_seed, "data.test_fraction")
-        test_x, test_y = x[test], y[test]
-        x, y = x[keep], y[keep]
+    if raw.val_x is not None and raw.val_y is not None:  # the dataset's own, fixed split
+        if raw.test_x is None or raw.test_y is None:
+            raise DataError(f"{cfg.name}: its loader gives a validation split but no test split; give both")
+        parts = {
+            "train": (raw.train_x, raw.train_y),
+            "val": (raw.val_x, raw.val_y),
+            "test": (raw.test_x, raw.test_y),
+        }
+        split = raw.split or {"by": "the dataset"}
     else:
-        test_x, test_y = raw.test_x, raw.test_y
-    train, val = split_indices(y, cfg.val_fraction, cfg.split_seed)
-    # Stored as uint8 pixels with a channel axis, (N, 1, H, W): a quarter of float32's size on
-    # disk and in DVC's cache. `load_split` divides by the max value, as the seed's x / 255.
-    splits = {
-        split: (images[:, None], labels)
-        for split, (images, labels) in {
-            "train": (x[train], y[train]),
-            "val": (x[val], y[val]),
-            "test": (test_x, test_y),
-        }.items()
-    }
+        parts, split = _split(raw, cfg)
+    # Stored with a channel axis, (N, 1, H, W); images as uint8 pixels, a quarter of float32's
+    # size on disk and in DVC's cache. `load_split` divides by the max value, as the seed's x / 255.
+    splits = {name: (x[:, None], y) for name, (x, y) in parts.items()}
     about = {
         "origin": raw.origin,
         "inputs": raw.inputs,
         "class_names": list(raw.class_names),
-        "split": {
-            "seed": cfg.split_seed,
-            "val_fraction": cfg.val_fraction,
-            "test_fraction": cfg.test_fraction,
-            "stratified": True,
-        },
+        "split": split,
+        **raw.about,
     }
-    return _write(cfg, splits, about, {}, divide_by=raw.max_value)
+    return _write(cfg, splits, about, raw.groups, divide_by=raw.max_value)
 
 
-def _speech(cfg: DataConfig) -> tuple[Splits, dict[str, Any], dict[str, dict[str, list[str]]]]:
-    """FSDD as log-mel spectrograms (N, 1, n_mels, frames), split by take; speakers per sample."""
-    folder, fingerprint = speech.locate(cfg)
-    recordings = speech.recordings(folder)
-    x = np.stack([speech.log_mel(r.path, cfg.audio) for r in recordings])[:, None]
-    y = np.array([r.digit for r in recordings], dtype=np.int64)
-    takes = np.array([r.take for r in recordings])
-    speakers = np.array([r.speaker for r in recordings])
-    test = np.isin(takes, speech.TEST_TAKES)
-    train_takes = np.unique(takes[~test])
-    n_val = int(np.ceil(cfg.val_fraction * len(train_takes)))
-    if not test.any() or len(train_takes) - n_val < 1:
-        raise DataError(
-            f"{folder}: takes {sorted(set(takes.tolist()))} cannot give the official test split (takes 0-4) "
-            "and train/validation takes; it needs recordings of takes 0-4 and at least two others"
+def _split(raw: sources.RawDataset, cfg: DataConfig) -> tuple[Splits, dict[str, Any]]:
+    """Train/validation (stratified, `split_seed`), and a held-out test split when the dataset
+    has no official one."""
+    x, y = raw.train_x, raw.train_y
+    if raw.test_x is None or raw.test_y is None:  # no official test split: hold one out
+        if cfg.test_fraction is None:
+            raise ConfigError(
+                f"data.test_fraction=None is invalid: {cfg.name} has no official test split; "
+                "hold one out with data.test_fraction=0.2 (or another 0 < x < 1)"
+            )
+        keep, test = split_indices(y, cfg.test_fraction, cfg.split_seed, "data.test_fraction")
+        test_x, test_y = x[test], y[test]
+        x, y = x[keep], y[keep]
+    elif cfg.test_fraction is not None:
+        raise ConfigError(
+            f"data.test_fraction={cfg.test_fraction} is invalid: {cfg.name} has an official test split; "
+            "set data.test_fraction=null"
         )
-    val_takes = np.random.default_rng(cfg.split_seed).choice(train_takes, n_val, replace=False)
-    val = np.isin(takes, val_takes) & ~test
-    masks = {"train": ~test & ~val, "val": val, "test": test}
-    about = {
-        "origin": str(folder),
-        "inputs": {"recordings": fingerprint},
-        "class_names": [str(d) for d in range(10)],
-        "features": {"kind": "log-mel dB (librosa.filters.mel, power_to_db)", **as_dict(cfg.audio)},
-        "split": {
-            "seed": cfg.split_seed,
-            "by": "take",
-            "test_takes": list(speech.TEST_TAKES),
-            "val_takes": sorted(val_takes.tolist()),
-        },
-        "speakers": sorted(set(speakers.tolist())),
+    else:
+        test_x, test_y = raw.test_x, raw.test_y
+    train, val = split_indices(y, cfg.val_fraction, cfg.split_seed)
+    parts = {"train": (x[train], y[train]), "val": (x[val], y[val]), "test": (test_x, test_y)}
+    split = {
+        "seed": cfg.split_seed,
+        "val_fraction": cfg.val_fraction,
+        "test_fraction": cfg.test_fraction,
+        "stratified": True,
     }
-    splits = {name: (x[mask], y[mask]) for name, mask in masks.items()}
-    groups = {name: {"speaker": speakers[mask].tolist()} for name, mask in masks.items()}
-    return splits, about, groups
+    return parts, split
 
 
 def _write(

@@ -1,5 +1,9 @@
 """Where raw datasets come from: scikit-learn's digits, MNIST-1D's generator, or IDX files found
-locally or downloaded.
+locally or downloaded; or a user's own loader.
+
+A dataset is a loader `data._target_` names: a function of the `DataConfig` that returns a
+`RawDataset`. The built-in ones are `digits`, `mnist1d` and `idx_files` here, and
+`scalelab.data.speech.spoken_digits`; `prepare` splits, checks and stores whatever one returns.
 
 IDX datasets resolve their files in a fixed order: `data.root`, then `data.system_dir` (e.g.
 Debian's `dataset-fashion-mnist`), then an earlier download in `data.download_dir/<name>/`,
@@ -12,15 +16,16 @@ from __future__ import annotations
 import shutil
 import urllib.error
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from scalelab.atomic import atomic_path
 from scalelab.config import DataConfig
 from scalelab.data import idx
-from scalelab.errors import DataError
+from scalelab.errors import ConfigError, DataError
 
 DIGIT_NAMES = tuple(str(d) for d in range(10))
 FASHION_NAMES = (
@@ -73,8 +78,13 @@ IDX_DATASETS: dict[str, IdxSpec] = {
 
 @dataclass(frozen=True)
 class RawDataset:
-    """Images (N, H, W), uint8 (or float32 signals) with int64 labels; `test_*` is None without an
-    official split."""
+    """Samples (N, H, W) or (N, 1, L), uint8 pixels or float32 signals, with int64 labels.
+
+    `test_*` is None without an official test split (prepare holds out `data.test_fraction`);
+    `val_*` is given only by a dataset whose split is fixed (then `split` says how it was made),
+    otherwise prepare draws a stratified validation split. `groups` holds per-sample labels
+    other than the class, per split (e.g. speakers); `about` adds entries to the manifest.
+    """
 
     train_x: np.ndarray
     train_y: np.ndarray
@@ -84,14 +94,51 @@ class RawDataset:
     class_names: tuple[str, ...]
     origin: str  # where the files were read from
     inputs: dict[str, str]  # input name -> SHA-256
+    val_x: np.ndarray | None = None
+    val_y: np.ndarray | None = None
+    split: dict[str, Any] | None = None
+    groups: dict[str, dict[str, list[str]]] = field(default_factory=dict)
+    about: dict[str, Any] = field(default_factory=dict)
 
 
 def load(cfg: DataConfig) -> RawDataset:
-    """Load the raw dataset `cfg.name` from wherever it is found first (or generate it)."""
-    if cfg.name == "digits":
-        return _load_digits()
-    if cfg.name == "mnist1d":
-        return _generate_mnist1d(cfg.samples or MNIST1D_SAMPLES)
+    """The raw dataset `cfg._target_`'s loader returns for `cfg`."""
+    from hydra.utils import get_method
+
+    try:
+        loader = get_method(cfg._target_)
+    except Exception as err:  # Hydra wraps import errors in its own; the cause is what helps
+        cause = err.__cause__ or err
+        raise ConfigError(
+            f"data._target_={cfg._target_!r} cannot be imported ({type(cause).__name__}: {cause}); "
+            "give the dotted path of a function that takes the data config and returns a RawDataset"
+        ) from None
+    raw = loader(cfg)
+    if not isinstance(raw, RawDataset):
+        raise ConfigError(
+            f"data._target_={cfg._target_!r} returned a {type(raw).__name__}; "
+            "return a scalelab.data.sources.RawDataset"
+        )
+    return raw
+
+
+def digits(cfg: DataConfig) -> RawDataset:
+    """scikit-learn's 8x8 digits (`data=digits`): no official test split."""
+    return _load_digits()
+
+
+def mnist1d(cfg: DataConfig) -> RawDataset:
+    """MNIST-1D's generator (`data=mnist1d`), `data.samples` of it."""
+    return _generate_mnist1d(cfg.samples or MNIST1D_SAMPLES)
+
+
+def idx_files(cfg: DataConfig) -> RawDataset:
+    """An MNIST-style dataset of `IDX_DATASETS` (`data=fashion_mnist`, `data=mnist`), located
+    (or downloaded) and verified."""
+    if cfg.name not in IDX_DATASETS:
+        raise ConfigError(
+            f"data.name={cfg.name!r} is not an IDX dataset: use one of {', '.join(IDX_DATASETS)}"
+        )
     spec = IDX_DATASETS[cfg.name]
     folder = locate(cfg, spec)
     arrays = {}

@@ -22,7 +22,8 @@ from pathlib import Path
 import numpy as np
 
 from scalelab.atomic import atomic_dir
-from scalelab.config import AudioConfig, DataConfig
+from scalelab.config import AudioConfig, DataConfig, as_dict
+from scalelab.data.sources import DIGIT_NAMES, RawDataset
 from scalelab.errors import DataError
 
 NAME = re.compile(r"^(\d)_([a-z]+)_(\d+)\.wav$")
@@ -148,3 +149,52 @@ def log_mel(path: Path, audio: AudioConfig) -> np.ndarray:
     power = np.abs(np.fft.rfft(frames, axis=0)) ** 2  # (n_fft/2 + 1, frames)
     mel = librosa.filters.mel(sr=audio.sample_rate, n_fft=audio.n_fft, n_mels=audio.n_mels) @ power
     return librosa.power_to_db(mel, ref=1.0, top_db=None).astype(np.float32)
+
+
+def spoken_digits(cfg: DataConfig) -> RawDataset:
+    """FSDD as log-mel spectrograms (N, n_mels, frames) (`data=spoken_digits`), split by take:
+    the official test takes, and validation takes drawn (seeded) from the rest, so that no
+    utterance lands in two splits; each sample's speaker in `groups`."""
+    folder, digest = locate(cfg)
+    found = recordings(folder)
+    x = np.stack([log_mel(r.path, cfg.audio) for r in found])
+    y = np.array([r.digit for r in found], dtype=np.int64)
+    takes = np.array([r.take for r in found])
+    speakers = np.array([r.speaker for r in found])
+    test = np.isin(takes, TEST_TAKES)
+    train_takes = np.unique(takes[~test])
+    n_val = int(np.ceil(cfg.val_fraction * len(train_takes)))
+    if not test.any() or len(train_takes) - n_val < 1:
+        raise DataError(
+            f"{folder}: takes {sorted(set(takes.tolist()))} cannot give the official test split (takes 0-4) "
+            "and train/validation takes; it needs recordings of takes 0-4 and at least two others"
+        )
+    val_takes = np.random.default_rng(cfg.split_seed).choice(train_takes, n_val, replace=False)
+    val = np.isin(takes, val_takes) & ~test
+    train = ~test & ~val
+    return RawDataset(
+        train_x=x[train],
+        train_y=y[train],
+        test_x=x[test],
+        test_y=y[test],
+        val_x=x[val],
+        val_y=y[val],
+        max_value=1,  # dB values, not pixels: nothing to divide by
+        class_names=DIGIT_NAMES,
+        origin=str(folder),
+        inputs={"recordings": digest},
+        split={
+            "seed": cfg.split_seed,
+            "by": "take",
+            "test_takes": list(TEST_TAKES),
+            "val_takes": sorted(val_takes.tolist()),
+        },
+        groups={
+            name: {"speaker": speakers[mask].tolist()}
+            for name, mask in (("train", train), ("val", val), ("test", test))
+        },
+        about={
+            "features": {"kind": "log-mel dB (librosa.filters.mel, power_to_db)", **as_dict(cfg.audio)},
+            "speakers": sorted(set(speakers.tolist())),
+        },
+    )

@@ -1,38 +1,62 @@
-"""Model families with a size knob, built from `model.*` config and the data's shape."""
+"""Model families with a size knob, built from `model.*` config and the data's shape.
+
+A family is any factory `model._target_` names, built-in (`scalelab.models.mlp.mlp`,
+`scalelab.models.cnn.cnn`) or a user's own: it is called with the data's input shape, the
+number of classes, the family's `model.kwargs` and the rung's keyword arguments.
+"""
 
 from __future__ import annotations
 
+import inspect
+from typing import Any
+
 from torch import nn
 
-from scalelab.config import ModelConfig, RungConfig
-from scalelab.models.cnn import CNN
+from scalelab.config import ModelConfig
+from scalelab.errors import ConfigError
 from scalelab.models.initialisation import initialise
-from scalelab.models.mlp import MLP, hidden_sizes, in_features
 
 
-def rung(cfg: ModelConfig) -> RungConfig:
-    """The rung `cfg.size` of the ladder, with `cfg.width` / `cfg.depth` overriding it if set."""
-    base = cfg.ladder[cfg.size]
-    return RungConfig(
-        width=cfg.width if cfg.width is not None else base.width,
-        depth=cfg.depth if cfg.depth is not None else base.depth,
-    )
+def rung(cfg: ModelConfig) -> dict[str, Any]:
+    """The rung `cfg.size`'s arguments, with `cfg.width` / `cfg.depth` overriding them if set."""
+    overrides = {
+        key: value for key, value in (("width", cfg.width), ("depth", cfg.depth)) if value is not None
+    }
+    return {**cfg.ladder[cfg.size], **overrides}
+
+
+def family(target: str) -> Any:
+    """The factory `target` names; a `ConfigError` saying why if it cannot be imported."""
+    from hydra.utils import get_method
+
+    try:
+        return get_method(target)
+    except Exception as err:  # Hydra wraps import errors in its own; the cause is what helps
+        cause = err.__cause__ or err
+        raise ConfigError(
+            f"model._target_={target!r} cannot be imported ({type(cause).__name__}: {cause}); "
+            "give the dotted path of a function or class that builds the network"
+        ) from None
 
 
 def build(cfg: ModelConfig, input_shape: list[int], num_classes: int) -> nn.Module:
     """Build and initialise the network `cfg` describes for inputs of `input_shape` (C, H, W)."""
-    shape = rung(cfg)
-    if cfg.name == "mlp":
-        model: nn.Module = MLP(
-            in_features(input_shape),
-            hidden_sizes(shape.width, shape.depth),
-            num_classes,
-            cfg.activation,
+    factory = family(cfg._target_)
+    kwargs = {"input_shape": list(input_shape), "num_classes": num_classes, **cfg.kwargs, **rung(cfg)}
+    try:
+        inspect.signature(factory).bind(**kwargs)
+    except TypeError as err:  # the family does not take a rung's (or model.kwargs') argument
+        raise ConfigError(
+            f"model {cfg.name} ({cfg._target_}) cannot take {kwargs}: {err}; "
+            "give the rung (model.ladder) and model.kwargs the arguments the family takes"
+        ) from None
+    except ValueError:  # no signature to read (a builtin): let the call say what is wrong
+        pass
+    model = factory(**kwargs)
+    if not isinstance(model, nn.Module):
+        raise ConfigError(
+            f"model._target_={cfg._target_!r} returned a {type(model).__name__}, not an nn.Module"
         )
-    elif cfg.name == "cnn":
-        model = CNN(input_shape, shape.width, shape.depth, num_classes, cfg.activation)
-    else:  # config.check refuses unknown families before we get here
-        raise AssertionError(f"unknown model family {cfg.name}")
     initialise(model, cfg.init)
     return model
 

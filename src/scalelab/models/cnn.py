@@ -9,7 +9,12 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from scalelab.models.mlp import ACTIVATIONS
+from scalelab.models.mlp import activation_layer
+
+
+def cnn(input_shape: list[int], num_classes: int, width: int, depth: int, activation: str = "relu") -> CNN:
+    """The family `model=cnn` names (`model._target_`): a rung is a channel width and a depth."""
+    return CNN(input_shape, width, depth, num_classes, activation)
 
 
 def channels(width: int, depth: int) -> list[int]:
@@ -52,7 +57,7 @@ class CNN(nn.Module):
             for i in range(convs_per_block):
                 conv = nn.Conv2d(fan_in if i == 0 else fan_out, fan_out, 3, padding=1, bias=not batch_norm)
                 norm = [nn.BatchNorm2d(fan_out)] if batch_norm else []
-                blocks += [conv, *norm, ACTIVATIONS[activation]()]
+                blocks += [conv, *norm, activation_layer(activation)]
             blocks.append(nn.MaxPool2d(2))
         self.features = nn.Sequential(*blocks)
         self.classifier = nn.Sequential(

@@ -20,6 +20,7 @@ from scalelab import interrupts
 from scalelab.atomic import atomic_path
 from scalelab.config import ModelConfig, TrainerConfig
 from scalelab.data.datamodule import PreparedDataModule
+from scalelab.errors import ConfigError
 from scalelab.models import build, count_parameters, rung
 from scalelab.models.flops import training_flops_per_sample
 from scalelab.readback import load_torch
@@ -136,7 +137,13 @@ def fit(
     width_ratio = None
     if trainer_cfg.lr_scaling == "mup":
         width_scaling.zero_readout(net)
-        width_ratio = rung(model_cfg).width / trainer_cfg.base_width
+        width = rung(model_cfg).get("width")
+        if not isinstance(width, int):
+            raise ConfigError(
+                f"trainer.lr_scaling=mup scales rates by each rung's width, and model {model_cfg.name}'s "
+                f"rung {model_cfg.size} has none; give its rungs a `width` or use trainer.lr_scaling=constant"
+            )
+        width_ratio = width / trainer_cfg.base_width
     meta = {**identity(model_cfg, trainer_cfg, manifest, seed), "loss": trainer_cfg.loss, "run_id": run_id}
     module = Classifier(
         net,
