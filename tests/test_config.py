@@ -9,7 +9,7 @@ import yaml
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from scalelab.config import Config, load_config
+from scalelab.config import Config, composition_error_line, load_config
 from scalelab.errors import ConfigError
 from scalelab.params_file import compose as compose_params
 from tests.conftest import ROOT, run
@@ -184,3 +184,17 @@ def test_a_command_line_hydra_cannot_compose_fails_in_one_line(override: str, li
     result = run(["python", "-m", "pipelines.train", override], ROOT, check=False)
     assert (result.returncode, result.stderr.strip()) == (2, f"scalelab: error: {line}")
     assert not (ROOT / "outputs").exists()
+
+
+def test_the_slurm_launcher_without_its_extra_names_the_install() -> None:
+    from hydra.errors import MissingConfigException
+
+    missing = MissingConfigException(
+        "In 'hydra/launcher/slurm': Could not load 'hydra/launcher/submitit_slurm'.",
+        missing_cfg_file="hydra/launcher/submitit_slurm",
+        options=["basic", "joblib", "slurm"],
+    )
+    assert composition_error_line(missing) == (
+        "hydra/launcher=slurm needs hydra-submitit-launcher, which is not installed: "
+        "pip install -e '.[slurm]'"
+    )

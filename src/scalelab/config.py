@@ -451,6 +451,11 @@ def composition_error_line(err: Exception) -> str:
     from omegaconf.errors import OmegaConfBaseException
 
     first_line = str(err).splitlines()[0]
+    if "submitit_slurm" in str(err):  # the launcher the slurm extra brings is not installed
+        return (
+            "hydra/launcher=slurm needs hydra-submitit-launcher, which is not installed: "
+            "pip install -e '.[slurm]'"
+        )
     if isinstance(err, MissingConfigException) and err.options and err.missing_cfg_file:
         group, _, option = err.missing_cfg_file.rpartition("/")
         return f"{group}={option} is invalid: use one of {', '.join(err.options)}"

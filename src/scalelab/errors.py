@@ -26,6 +26,27 @@ class TrainingDiverged(ScalelabError):
     """The training loss became NaN or infinite."""
 
 
+class MissingExtra(ScalelabError):
+    """A feature needs an optional dependency (`pyproject.toml`'s extras) that is not installed."""
+
+
+# What each optional extra is for (pyproject.toml); `make` installs them all.
+EXTRAS = {"audio": "data=spoken_digits", "server": "make mlflow-server", "slurm": "hydra/launcher=slurm"}
+
+
+def import_extra(module: str, extra: str) -> Any:
+    """Import `module`, which comes with the optional `extra`; a `MissingExtra` naming the
+    install command if it is not there."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise MissingExtra(
+            f"{EXTRAS[extra]} needs {module}, which is not installed: pip install -e '.[{extra}]'"
+        ) from None
+
+
 def exit_on_user_error(main: F) -> F:
     """Turn a `ScalelabError` into one line on stderr and exit status 2, without a traceback
     (and an interruption into one line and status 130).

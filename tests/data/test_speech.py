@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import shutil
+import sys
 import tarfile
 from pathlib import Path
 
@@ -17,7 +18,7 @@ from scalelab.config import AudioConfig, DataConfig, input_shape
 from scalelab.data import speech
 from scalelab.data.prepare import prepare
 from scalelab.data.split_files import load_groups, load_split
-from scalelab.errors import DataError
+from scalelab.errors import DataError, MissingExtra
 
 
 def subset(fsdd: Path, folder: Path, speakers: tuple[str, ...], takes: tuple[int, ...]) -> Path:
@@ -160,3 +161,14 @@ def test_nothing_found_lists_everything_tried(tmp_path: Path, mirror) -> None:
     assert "nowhere (missing)" in message and "not a readable tar archive" in message
     assert "set data.root" in message and "\n" not in message
     assert not (tmp_path / "raw/spoken_digits").exists(), "a failed download leaves nothing behind"
+
+
+def test_without_the_audio_extra_the_stage_names_the_install(
+    monkeypatch: pytest.MonkeyPatch, fsdd: Path
+) -> None:
+    monkeypatch.setitem(sys.modules, "librosa", None)  # what an environment without it raises
+    with pytest.raises(MissingExtra) as err:
+        speech.log_mel(next(fsdd.glob("*.wav")), AudioConfig())
+    assert str(err.value) == (
+        "data=spoken_digits needs librosa, which is not installed: pip install -e '.[audio]'"
+    )

@@ -17,15 +17,21 @@ from typing import Any
 
 from hydra.core.singleton import Singleton
 from hydra.core.utils import JobReturn, JobStatus, filter_overrides
-from hydra_plugins.hydra_submitit_launcher import submitit_launcher
-from hydra_plugins.hydra_submitit_launcher.config import BaseQueueConf
 from omegaconf import OmegaConf
+
+try:
+    from hydra_plugins.hydra_submitit_launcher import submitit_launcher
+    from hydra_plugins.hydra_submitit_launcher.config import BaseQueueConf
+
+    Base: type = submitit_launcher.SlurmLauncher
+except ImportError:  # the slurm extra is not installed: choosing hydra/launcher=slurm says so
+    Base = object  # not a Hydra plugin then, so Hydra's plugin scan passes over it quietly
 
 log = logging.getLogger(__name__)
 EXECUTOR_INIT = ("submitit_folder", "max_num_timeout")  # AutoExecutor's own arguments
 
 
-class SlurmLauncher(submitit_launcher.SlurmLauncher):
+class SlurmLauncher(Base):
     """Submits the jobs as one array; a job that ends without a result fails alone."""
 
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:

@@ -24,7 +24,7 @@ import numpy as np
 from scalelab.atomic import atomic_dir
 from scalelab.config import AudioConfig, DataConfig, as_dict
 from scalelab.data.sources import DIGIT_NAMES, RawDataset
-from scalelab.errors import DataError
+from scalelab.errors import DataError, import_extra
 
 NAME = re.compile(r"^(\d)_([a-z]+)_(\d+)\.wav$")
 TEST_TAKES = range(5)  # the dataset's official test split
@@ -131,9 +131,8 @@ def log_mel(path: Path, audio: AudioConfig) -> np.ndarray:
     librosa's mel filterbank and dB scaling on a NumPy STFT: the same numbers as
     `librosa.feature.melspectrogram`, without its numba compilation on first use (STACK-NOTES.md).
     """
-    import librosa
-    import soundfile
-
+    librosa = import_extra("librosa", "audio")
+    soundfile = import_extra("soundfile", "audio")
     try:
         signal, rate = soundfile.read(path, dtype="float32", always_2d=False)
     except (RuntimeError, soundfile.LibsndfileError) as err:
