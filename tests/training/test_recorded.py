@@ -76,3 +76,25 @@ def test_without_a_search_one_run_is_trained_at_the_configured_rate(project: Pat
     assert "trial_run_ids" not in run
     _, meta = load_network(project / "models/s/s0" / CHECKPOINT_FILE)
     assert meta["run_id"] == run["run_id"] and meta["trainer"]["optimizer"]["lr"] == 1e-3
+
+
+def test_the_run_records_its_splits_as_mlflow_dataset_inputs(project: Path) -> None:
+    cfg = config(project)
+    cfg.data.train_samples = 500
+    train_seed(cfg)
+
+    run_id = json.loads((project / "reports/train/s/d500/s0/run.json").read_text())["run_id"]
+    inputs = MlflowClient(f"sqlite:///{project}/mlflow.db").get_run(run_id).inputs.dataset_inputs
+    manifest = json.loads((project / "data/prepared/digits/manifest.json").read_text())
+    found = {
+        i.dataset.name: (i.dataset.digest, [t.value for t in i.tags if t.key == "mlflow.data.context"])
+        for i in inputs
+    }
+    assert found.keys() == {"digits-train-d500", "digits-val", "digits-test"}
+    assert found["digits-val"] == (manifest["splits"]["val"]["sha256"][:16], ["validation"])
+    assert found["digits-test"][1] == ["testing"] and found["digits-train-d500"][1] == ["training"]
+    assert found["digits-train-d500"][0] != manifest["splits"]["train"]["sha256"][:16], (
+        "a prefix is its own dataset"
+    )
+    sources = [json.loads(i.dataset.source) for i in inputs]
+    assert all(Path(s["uri"]).is_file() for s in sources), "each source is the split's file"

@@ -5,9 +5,11 @@ from __future__ import annotations
 import os
 import subprocess
 import time
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -122,6 +124,55 @@ def _is_open(uri: str, run_id: str, experiment_id: str) -> bool:
     except MlflowException:
         return False
     return info.experiment_id == experiment_id and info.status in ("RUNNING", "KILLED")
+
+
+CONTEXTS = {"train": "training", "val": "validation", "test": "testing"}  # MLflow's usual words
+
+
+def log_datasets(folder: Path, manifest: dict[str, Any], train_samples: int | None = None) -> None:
+    """The prepared splits in `folder` as the active run's inputs: what MLflow's Dataset column
+    shows and filters on (name, digest, source, context), without uploading any data.
+
+    A data-axis run trains on a prefix of the training split: its training input is named
+    `<dataset>-train-d<n>`, with a digest of its own."""
+    import hashlib
+
+    from mlflow.data.dataset_source_registry import resolve_dataset_source
+    from mlflow.data.meta_dataset import MetaDataset
+
+    for split, entry in manifest["splits"].items():
+        name, digest = f"{manifest['dataset']}-{split}", entry["sha256"]
+        if split == "train" and train_samples is not None:
+            name, digest = (
+                f"{name}-d{train_samples}",
+                hashlib.sha256(f"{digest}:{train_samples}".encode()).hexdigest(),
+            )
+        with warnings.catch_warnings():  # MLflow registers its local-file source twice and says so
+            warnings.simplefilter("ignore", UserWarning)
+            source = resolve_dataset_source(str((folder / entry["file"]).resolve()))
+        # MLflow stores a digest of at most 36 characters
+        _log_input(MetaDataset(source, name=name, digest=digest[:16]), CONTEXTS.get(split, split))
+
+
+def _log_input(dataset: Any, context: str, attempts: int = 5) -> None:
+    """`mlflow.log_input`, again when it lost a race to create the same dataset.
+
+    MLflow 3.17's SQL store looks a dataset up, then inserts it: jobs of one sweep that log the
+    same split at once can both insert, and the second fails on the table's unique key
+    (`datasets.experiment_id, name, digest`). By then the dataset exists, so a retry finds it.
+    """
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    for attempt in range(attempts):
+        try:
+            mlflow.log_input(dataset, context=context)
+            return
+        except MlflowException as err:
+            text = str(err)
+            if attempt == attempts - 1 or not ("UNIQUE constraint" in text or "duplicate key" in text):
+                raise
+            time.sleep(0.05 * (attempt + 1))
 
 
 def tag_runs(tracking: TrackingConfig, tags: dict[str, dict[str, str]]) -> None:

@@ -88,6 +88,8 @@ def _train(
         print(f"resuming {key} after epoch {previous.epochs_done} from {previous.path}")
     fingerprint = data.manifest["fingerprint"]
     with runs.training_run(config, fingerprint, previous and previous.run_id, name, tags) as run_id:
+        if not (previous and previous.run_id == run_id):  # a resumed run has its inputs already
+            runs.log_datasets(data.folder, data.manifest, samples)
         result = fit(
             config.model,
             trainer,
