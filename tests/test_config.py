@@ -114,6 +114,16 @@ def test_the_smoke_study_keeps_the_seed_recipe_with_its_epochs_as_a_budget() -> 
         ),
         ({"model": {"init": "zeros"}}, "model.init='zeros' is invalid"),
         ({"trainer": {"max_epochs": 0}}, "trainer.max_epochs=0 is invalid: use >= 1"),
+        (
+            {"trainer": {"accumulate_grad_batches": 4}},
+            "Lightning cannot accumulate; raise trainer.batch_size",
+        ),
+        (
+            {"trainer": {"precision": "16-mixed"}},
+            "trainer.precision='16-mixed' is invalid: use one of 32-true",
+        ),
+        ({"trainer": {"gradient_clip_val": 0}}, "trainer.gradient_clip_val=0.0 is invalid: use > 0 or null"),
+        ({"logger": {"csv": "logs"}}, "logger.csv='logs' is invalid: give a mapping with a _target_"),
         ({"trainer": {"batch_size": -1}}, "trainer.batch_size=-1 is invalid"),
         ({"trainer": {"optimizer": {"lr": -0.1}}}, "trainer.optimizer.lr=-0.1 is invalid"),
         ({"trainer": {"loss": "hinge"}}, "trainer.loss='hinge' is invalid: use one of cross_entropy, mse"),

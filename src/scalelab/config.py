@@ -36,6 +36,7 @@ INITS = ("xavier_uniform", "xavier_normal", "kaiming_uniform", "kaiming_normal",
 LOSSES = ("cross_entropy", "mse")
 LR_SCHEDULES = ("constant", "cosine")
 LR_SCALINGS = ("constant", "mup")
+PRECISIONS = ("32-true", "bf16-mixed")
 
 
 @dataclass
@@ -145,6 +146,11 @@ class TrainerConfig:
     num_threads: int | None = None  # torch's intra-op threads; null = torch's default
     steps_per_call: int = 32  # optimiser steps per Lightning training_step: speed only, same updates
     progress_bar: bool = True
+    precision: str = "32-true"  # or "bf16-mixed": bfloat16 autocast on CPU and GPU
+    gradient_clip_val: float | None = None  # clip the gradient's norm to this before each step
+    # The module steps its optimiser itself, a group of batches per call (steps_per_call), so
+    # Lightning cannot accumulate: only 1 is accepted (`check` says so).
+    accumulate_grad_batches: int = 1
 
 
 @dataclass
@@ -200,6 +206,10 @@ class Config:
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
     sweep: SweepConfig = field(default_factory=SweepConfig)
+    # Lightning callbacks and loggers added by name, each a `_target_` (conf/callbacks/,
+    # conf/logger/; training/addons.py). MLflow stays the record either way.
+    callbacks: dict[str, Any] = field(default_factory=dict)
+    logger: dict[str, Any] = field(default_factory=dict)
 
 
 def register_schema() -> None:
@@ -375,6 +385,22 @@ def check(cfg: Config) -> None:
         f"each of the {t.devices} processes needs a share of the batch; use >= trainer.devices",
     )
     _require(t.steps_per_call >= 1, "trainer.steps_per_call", t.steps_per_call, "use >= 1")
+    _require(
+        t.precision in PRECISIONS, "trainer.precision", t.precision, f"use one of {', '.join(PRECISIONS)}"
+    )
+    clip = t.gradient_clip_val
+    _require(clip is None or clip > 0, "trainer.gradient_clip_val", clip, "use > 0 or null")
+    _require(
+        t.accumulate_grad_batches == 1,
+        "trainer.accumulate_grad_batches",
+        t.accumulate_grad_batches,
+        "scalelab steps the optimiser itself (trainer.steps_per_call), so Lightning cannot "
+        "accumulate; raise trainer.batch_size for larger updates",
+    )
+    for group in ("callbacks", "logger"):
+        for name, spec in getattr(cfg, group).items():
+            ok = isinstance(spec, dict) and _dotted(str(spec.get("_target_", "")))
+            _require(ok, f"{group}.{name}", spec, f"give a mapping with a _target_ (see conf/{group}/)")
     _require(
         t.num_threads is None or t.num_threads >= 1,
         "trainer.num_threads",

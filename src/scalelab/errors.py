@@ -31,7 +31,12 @@ class MissingExtra(ScalelabError):
 
 
 # What each optional extra is for (pyproject.toml); `make` installs them all.
-EXTRAS = {"audio": "data=spoken_digits", "server": "make mlflow-server", "slurm": "hydra/launcher=slurm"}
+EXTRAS = {
+    "audio": "data=spoken_digits",
+    "server": "make mlflow-server",
+    "slurm": "hydra/launcher=slurm",
+    "tensorboard": "logger=tensorboard",
+}
 
 
 def import_extra(module: str, extra: str) -> Any:

@@ -14,6 +14,7 @@ from typing import Any
 import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint
+from pytorch_lightning.plugins.precision import MixedPrecision, Precision
 from torch import nn
 
 from scalelab import interrupts
@@ -121,6 +122,7 @@ def fit(
     tracking_uri: str | None = None,
     run_id: str | None = None,
     callbacks: list[pl.Callback] | None = None,
+    loggers: list[Any] | None = None,
 ) -> FitResult:
     """Train `model_cfg` on `data` per `trainer_cfg`; the best-validation weights end up in
     `out_dir/model.ckpt` and in the returned network.
@@ -154,6 +156,7 @@ def fit(
         trainer_cfg.max_epochs,
         meta,
         width_ratio,
+        trainer_cfg.gradient_clip_val,
     )
     history = None
     if run_id and tracking_uri:
@@ -174,7 +177,9 @@ def fit(
         # only: on CPU each process normalises its share)
         sync_batchnorm=trainer_cfg.devices > 1 and trainer_cfg.accelerator == "gpu",
         deterministic=trainer_cfg.deterministic,
-        logger=False,  # MLflow gets whole epochs from EpochCheckpoint: see tracking/history.py
+        # MLflow gets whole epochs from EpochCheckpoint (tracking/history.py); Lightning's own
+        # loggers only when the config adds some (logger=csv: training/addons.py)
+        logger=loggers or False,
         callbacks=[
             *([StaysStopped(MONITOR, stopping.min_delta, stopping.patience)] if stopping.enabled else []),
             best,  # before `epochs`: the resumable checkpoint then holds this epoch's best
@@ -184,7 +189,7 @@ def fit(
             *([EpochMetricsBar()] if trainer_cfg.progress_bar else []),
             *(callbacks or []),
         ],
-        plugins=[AtomicCheckpointIO(), LeanPrecision()],
+        plugins=[AtomicCheckpointIO(), precision_plugin(trainer_cfg)],
         enable_progress_bar=trainer_cfg.progress_bar,
         enable_model_summary=False,
         num_sanity_val_steps=0,
@@ -223,6 +228,15 @@ def fit(
     # The evaluated model's own epoch: its validation metrics, not the last epoch's.
     metrics = {**epochs.history[best_epoch], **summary}
     return FitResult(net.eval(), metrics, final, clock.at, epochs.history)
+
+
+def precision_plugin(trainer_cfg: TrainerConfig) -> Precision:
+    """32-bit: Lightning's, without the per-step hooks nothing listens to (`LeanPrecision`);
+    bf16-mixed: Lightning's autocast to bfloat16, on the CPU or the GPU the trainer uses."""
+    if trainer_cfg.precision == "32-true":
+        return LeanPrecision()
+    device = "cuda" if trainer_cfg.accelerator in ("gpu", "cuda") else "cpu"
+    return MixedPrecision(trainer_cfg.precision, device)  # type: ignore[arg-type]
 
 
 def best_weights(folder: Path) -> ModelCheckpoint:

@@ -92,6 +92,7 @@ class Classifier(pl.LightningModule):
         max_epochs: int = 1,
         meta: dict[str, Any] | None = None,
         width_ratio: float | None = None,
+        gradient_clip_val: float | None = None,
     ) -> None:
         super().__init__()
         self.automatic_optimization = False
@@ -103,6 +104,7 @@ class Classifier(pl.LightningModule):
         self.epoch_metrics: dict[str, float] = {}  # the latest epoch's train/* and val/*
         self.meta = meta or {}  # what made this model: stored in every checkpoint
         self.width_ratio = width_ratio  # width / base_width under μP (width_scaling.py); None: off
+        self.gradient_clip_val = gradient_clip_val  # the gradient's largest norm; None: not clipped
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
@@ -126,6 +128,8 @@ class Classifier(pl.LightningModule):
             logits = self.net(x)
             loss = loss_fn(self.loss_name, logits, y)
             self.manual_backward(loss)
+            if self.gradient_clip_val is not None:  # manual optimisation: Lightning leaves it to us
+                self.clip_gradients(optimizer, self.gradient_clip_val, gradient_clip_algorithm="norm")
             optimizer.step()
             predicted.append(logits.detach().argmax(-1))
             losses.append(loss.detach())

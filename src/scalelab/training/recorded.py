@@ -24,7 +24,7 @@ from scalelab.data.datamodule import PreparedDataModule
 from scalelab.tracking import logged_models, runs
 from scalelab.tracking.names import run_name
 from scalelab.tracking.store import resolve_uri
-from scalelab.training import resume
+from scalelab.training import addons, resume
 from scalelab.training.fit import fit
 from scalelab.training.saved import CHECKPOINT_FILE
 
@@ -81,7 +81,17 @@ def _train(
         key, resume.identity(config.model, trainer, data.manifest, seed, samples)
     )
     if rank_zero_only.rank != 0:
-        fit(config.model, trainer, data, seed=seed, out_dir=out_dir, checkpoints=checkpoints)
+        run = name or run_name(config)
+        fit(
+            config.model,
+            trainer,
+            data,
+            seed=seed,
+            out_dir=out_dir,
+            checkpoints=checkpoints,
+            callbacks=addons.callbacks(config.callbacks, run),
+            loggers=addons.loggers(config.logger, run),
+        )
         return None
     previous = resume.previous(checkpoints)
     if previous:
@@ -90,6 +100,7 @@ def _train(
     with runs.training_run(config, fingerprint, previous and previous.run_id, name, tags) as run_id:
         if not (previous and previous.run_id == run_id):  # a resumed run has its inputs already
             runs.log_datasets(data.folder, data.manifest, samples)
+        run = name or run_name(config)
         result = fit(
             config.model,
             trainer,
@@ -99,6 +110,8 @@ def _train(
             checkpoints=checkpoints,
             tracking_uri=resolve_uri(config.tracking),
             run_id=run_id,
+            callbacks=addons.callbacks(config.callbacks, run),
+            loggers=addons.loggers(config.logger, run),
         )
         if config.tracking.log_model:
             logged_models.log_model(result.net, data.splits["val"][0][:8])
