@@ -17,7 +17,7 @@ from scalelab import paths
 from scalelab.config import Config, DataConfig, ModelConfig, TrackingConfig, TrainerConfig
 from scalelab.data.datamodule import PreparedDataModule
 from scalelab.data.split_files import load_split, read_manifest
-from scalelab.readback import UnreadableFile
+from scalelab.readback import UnreadableFile, rebuild_hint
 from scalelab.scaling.study import read_record
 from scalelab.training import resume
 from scalelab.training.fit import fit
@@ -121,3 +121,22 @@ def test_a_stage_meeting_a_corrupted_file_exits_2_with_one_line_and_writes_nothi
     assert line.startswith(f"scalelab: error: {problem}")
     assert "Traceback" not in result.stderr
     assert not (project / "reports/runs").exists(), "nothing written"
+
+
+@pytest.mark.parametrize(
+    ("path", "hint"),
+    [
+        (
+            "models/m/s2/model.ckpt",
+            "dvc repro -s -f train@m (or python -m pipelines.train model.size=m seed=2)",
+        ),
+        (
+            "models/m/d1000/s2/model.ckpt",
+            "(or python -m pipelines.train model.size=m data.train_samples=1000 seed=2)",
+        ),
+        ("reports/train/xl/d500/s0/train_metrics.json", "dvc repro -s -f train@xl"),
+        ("reports/runs/xl/d500/s1/metrics.json", "dvc repro -s -f evaluate@xl"),
+    ],
+)
+def test_the_rebuild_hint_names_the_run_on_a_data_axis_too(path: str, hint: str) -> None:
+    assert hint in rebuild_hint(Path(path))

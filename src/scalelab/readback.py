@@ -24,13 +24,15 @@ class UnreadableFile(DataError):
 def rebuild_hint(path: Path) -> str:
     """The command that rebuilds `path`, from where it lies in the project."""
     parts = path.as_posix()
-    if match := re.search(r"(?:^|/)models/([^/]+)/s(\d+)/", parts):
-        size, seed = match.groups()
-        again = f"python -m pipelines.train model.size={size} seed={seed}"
+    # a run's folder: <size>/s<seed>/, or <size>/d<samples>/s<seed>/ on a data axis (paths.cell)
+    if match := re.search(r"(?:^|/)models/([^/]+)/(?:d(\d+)/)?s(\d+)/", parts):
+        size, samples, seed = match.groups()
+        subset = f" data.train_samples={samples}" if samples else ""
+        again = f"python -m pipelines.train model.size={size}{subset} seed={seed}"
         return f"retrain it: dvc repro -s -f train@{size} (or {again})"
-    if match := re.search(r"(?:^|/)reports/train/([^/]+)/s\d+/", parts):
+    if match := re.search(r"(?:^|/)reports/train/([^/]+)/(?:d\d+/)?s\d+/", parts):
         return f"retrain that rung: dvc repro -s -f train@{match.group(1)}"
-    if match := re.search(r"(?:^|/)reports/runs/([^/]+)/s\d+/", parts):
+    if match := re.search(r"(?:^|/)reports/runs/([^/]+)/(?:d\d+/)?s\d+/", parts):
         return f"evaluate that rung again: dvc repro -s -f evaluate@{match.group(1)}"
     if re.search(r"(?:^|/)data/prepared/", parts):
         return "prepare the data again: dvc repro -s -f prepare (or python -m pipelines.prepare)"
