@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml
 	touch $@
 
 params: $(STAMP)  ## regenerate params.yaml from conf/ (DVC's own Hydra composition)
-	$(PY) -m scalelab.params_file
+	$(PY) -m scalelab.params_file $(if $(FORCE),--force)
 
 run: params  ## the default study with DVC: prepare, train, evaluate, fit (cached: a second run does nothing)
 	dvc repro

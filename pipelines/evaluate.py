@@ -1,21 +1,17 @@
 """Stage `evaluate`: score models/<size>/[d<samples>/]s<seed>/ (with all_seeds=true, each seed and
 training-set size of the study) on the test split; write reports/runs/<size>/[d<samples>/]s<seed>/
-and log to the run that trained it."""
+and reports/metrics/<size>.json, and log to the run that trained it."""
 
 from scalelab.stage import stage  # first: it holds garbage collection while the rest imports
 
 # isort: split
-from scalelab import paths
 from scalelab.config import Config
-from scalelab.evaluation import evaluate_run
+from scalelab.evaluation import evaluate_rung
 
 
 @stage
 def main(config: Config) -> None:
-    for run in config.runs():
-        metrics = evaluate_run(run)
-        key = paths.run_key(run.model.size, run.seed, run.data.train_samples)
-        print(f"evaluated {key}: test/acc={metrics['test/acc']:.4f}")
+    evaluate_rung(config)
 
 
 if __name__ == "__main__":

@@ -49,6 +49,20 @@ def test_dvc_repro_runs_the_ladder_and_the_fit_then_caches(project: Path) -> Non
     for plot in ("loss_vs_params", "acc_vs_params", "loss_vs_flops"):
         assert (reports / f"scaling/{plot}.png").stat().st_size > 10_000
 
+    # DVC itself sees every run: per-rung test metrics, per-epoch curves, the champion's confusion.
+    shown = json.dumps(json.loads(run(["dvc", "metrics", "show", "--json"], project).stdout))
+    rung = json.loads((reports / "metrics/m.json").read_text())
+    assert rung["s0"]["test/acc"] == metrics["test/acc"] and "reports/metrics/m.json" in shown
+    plots = json.loads(run(["dvc", "plots", "show", "--json"], project).stdout)["data"]
+    for size in ("xs", "m", "l"):  # a plot per run: train/loss and val/loss of every epoch
+        curve = plots[f"reports/history/{size}/s0.csv"][0]["content"]["data"]["values"]
+        assert sorted((int(row["epoch"]), row["field"]) for row in curve) == [
+            (epoch, field) for epoch in range(5) for field in ("train/loss", "val/loss")
+        ]
+    confusion = plots["Test confusion of the champion"][0]["content"]["data"]["values"]
+    assert len(confusion) == len(load_split(project / "data/prepared/digits", "test")[1])
+    assert {"actual", "predicted"} <= confusion[0].keys()
+
     # MLflow: a parent run "ladder" with one child per rung, each self-describing.
     uri = f"sqlite:///{project}/mlflow.db"
     client = MlflowClient(uri)

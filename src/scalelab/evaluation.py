@@ -207,3 +207,26 @@ def evaluate_run(config: Config) -> dict[str, float]:
         files = [out / file for file in (*EVALUATION_FILES, "metrics.json")]
         runs.log_evaluation(config.tracking, meta["run_id"], metrics, files)
     return metrics
+
+
+def evaluate_rung(config: Config) -> None:
+    """Evaluate `config`'s run (with `all_seeds`, each seed and training-set size of its rung),
+    a line each, and record their test metrics in `reports/metrics/<size>.json`."""
+    results = {}
+    for run in config.runs():
+        metrics = evaluate_run(run)
+        size, seed, samples = run.model.size, run.seed, run.data.train_samples
+        print(f"evaluated {paths.run_key(size, seed, samples)}: test/acc={metrics['test/acc']:.4f}")
+        results[f"s{seed}" if samples is None else f"d{samples}/s{seed}"] = metrics
+    write_rung_metrics(config.model.size, results)
+
+
+def write_rung_metrics(size: str, results: dict[str, dict[str, float]]) -> Path:
+    """`reports/metrics/<size>.json`: each run's test metrics under its cell and seed (`s0`,
+    `d1000/s0`), merged into what the file holds, so `dvc metrics diff` compares every run."""
+    from scalelab.readback import read_json
+
+    path = paths.rung_metrics(size)
+    current = read_json(path) if path.is_file() else {}
+    atomic.write_json(path, current | results)
+    return path

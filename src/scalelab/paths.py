@@ -42,3 +42,13 @@ def train_reports(size: str, seed: int, reports: Path = REPORTS, samples: int | 
 def run_reports(size: str, seed: int, reports: Path = REPORTS, samples: int | None = None) -> Path:
     """`reports/runs/<cell>/s<seed>/`: what the evaluate stage reports (metrics.json, tables, plots)."""
     return reports / "runs" / cell(size, samples) / f"s{seed}"
+
+
+def history_file(size: str, seed: int, reports: Path = REPORTS, samples: int | None = None) -> Path:
+    """`reports/history/<cell>/s<seed>.csv`: a training's metrics per epoch, a DVC plot."""
+    return reports / "history" / cell(size, samples) / f"s{seed}.csv"
+
+
+def rung_metrics(size: str, reports: Path = REPORTS) -> Path:
+    """`reports/metrics/<size>.json`: the rung's test metrics per run, DVC metrics."""
+    return reports / "metrics" / f"{size}.json"

@@ -7,9 +7,11 @@ both end in `conclude`; they differ only in which runs count and where the paren
 
 from __future__ import annotations
 
+import math
+import shutil
 from pathlib import Path
 
-from scalelab import paths
+from scalelab import atomic, paths
 from scalelab.config import Config
 from scalelab.errors import ScalelabError
 from scalelab.scaling.report import markdown, write_study
@@ -33,9 +35,27 @@ def conclude(config: Config, study: Study, out: Path, parent: str) -> tuple[Stud
     if not study.records:
         raise NoRunFinished(f"no run finished ({', '.join(study.missing)})")
     study = analyse(study, config.sweep.bootstrap)
-    files = write_study(study, out)
+    files = [*write_study(study, out), *best_predictions(study, out)]
     sweeps.finish_parent(config, parent, study.summary(), markdown(study), files)
     return study, registry.describe(registry.register_champion(config, study.records), config)
+
+
+BEST_PREDICTIONS = "best_predictions.csv"  # a DVC plot: the test confusion of the champion's run
+
+
+def best_predictions(study: Study, out: Path) -> list[Path]:
+    """Copy the test predictions of the run with the lowest validation loss (the champion's
+    rule) to `out/best_predictions.csv`; the files written."""
+    candidates = [r for r in study.records if not math.isnan(r.val_loss)]
+    if not candidates:
+        return []
+    best = min(candidates, key=lambda r: (r.val_loss, r.size, r.seed))
+    source = paths.run_reports(best.size, best.seed, samples=best.train_samples) / "predictions.csv"
+    if not source.is_file():
+        return []
+    with atomic.atomic_path(out / BEST_PREDICTIONS) as tmp:
+        shutil.copyfile(source, tmp)
+    return [out / BEST_PREDICTIONS]
 
 
 def fit_dvc_study(config: Config) -> None:

@@ -10,6 +10,7 @@ Choosing by validation loss per rung is the simplest of the per-width tunings Po
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import shutil
 from dataclasses import dataclass
@@ -38,6 +39,7 @@ class Trained:
     run_id: str
     metrics: dict[str, float]
     first_step_at: float
+    history: list[dict[str, float]]  # the metrics of each epoch
 
 
 def train_seed(config: Config) -> None:
@@ -52,6 +54,7 @@ def train_seed(config: Config) -> None:
         return
     out = paths.train_reports(size, seed, samples=samples)
     atomic.write_json(out / "train_metrics.json", trained.metrics)
+    write_history(paths.history_file(size, seed, samples=samples), trained.history)
     run = {"run_id": trained.run_id, "size": size, "seed": seed, "first_step_at": trained.first_step_at}
     if samples is not None:
         run["train_samples"] = samples
@@ -116,7 +119,16 @@ def _train(
         if config.tracking.log_model:
             logged_models.log_model(result.net, data.splits["val"][0][:8])
     shutil.rmtree(checkpoints)  # the run is finished: nothing left to resume
-    return Trained(run_id, result.metrics, result.first_step_at)
+    return Trained(run_id, result.metrics, result.first_step_at, result.history)
+
+
+def write_history(path: Path, history: list[dict[str, float]]) -> None:
+    """One CSV row per epoch (`epoch`, then each metric): what `dvc plots` draws per run."""
+    columns = ["epoch", *dict.fromkeys(key for epoch in history for key in epoch)]
+    with atomic.atomic_path(path) as tmp, tmp.open("w", newline="") as out:
+        writer = csv.DictWriter(out, columns)
+        writer.writeheader()
+        writer.writerows({"epoch": epoch, **metrics} for epoch, metrics in enumerate(history))
 
 
 def with_lr(config: Config, lr: float) -> Config:
@@ -156,4 +168,4 @@ def _search(config: Config, out_dir: Path) -> tuple[Trained | None, list[dict[st
         for lr, _, t in done
     ]
     metrics = {**best.metrics, "lr_search/lr": best_lr}
-    return Trained(best.run_id, metrics, best.first_step_at), report
+    return Trained(best.run_id, metrics, best.first_step_at, best.history), report
