@@ -409,6 +409,20 @@ def check(cfg: Config) -> None:
     )
 
 
+def resolve_target(path: str, key: str, fix: str) -> Any:
+    """The function or class a `_target_` names; a `ConfigError` for `key` saying why it cannot
+    be imported, and `fix`."""
+    from hydra.utils import get_method
+
+    try:
+        return get_method(path)
+    except Exception as err:  # Hydra wraps import errors in its own; the cause is what helps
+        cause = err.__cause__ or err
+        raise ConfigError(
+            f"{key}={path!r} cannot be imported ({type(cause).__name__}: {cause}); {fix}"
+        ) from None
+
+
 def _dotted(path: str) -> bool:
     """Whether `path` looks like `package.module.name` (whether it imports is found on use)."""
     return len(path.split(".")) >= 2 and all(part.isidentifier() for part in path.split("."))

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from scalelab.atomic import atomic_path
-from scalelab.config import DataConfig
+from scalelab.config import DataConfig, resolve_target
 from scalelab.data import idx
 from scalelab.errors import ConfigError, DataError
 
@@ -103,16 +103,8 @@ class RawDataset:
 
 def load(cfg: DataConfig) -> RawDataset:
     """The raw dataset `cfg._target_`'s loader returns for `cfg`."""
-    from hydra.utils import get_method
-
-    try:
-        loader = get_method(cfg._target_)
-    except Exception as err:  # Hydra wraps import errors in its own; the cause is what helps
-        cause = err.__cause__ or err
-        raise ConfigError(
-            f"data._target_={cfg._target_!r} cannot be imported ({type(cause).__name__}: {cause}); "
-            "give the dotted path of a function that takes the data config and returns a RawDataset"
-        ) from None
+    fix = "give the dotted path of a function that takes the data config and returns a RawDataset"
+    loader = resolve_target(cfg._target_, "data._target_", fix)
     raw = loader(cfg)
     if not isinstance(raw, RawDataset):
         raise ConfigError(

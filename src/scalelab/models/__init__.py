@@ -12,7 +12,7 @@ from typing import Any
 
 from torch import nn
 
-from scalelab.config import ModelConfig
+from scalelab.config import ModelConfig, resolve_target
 from scalelab.errors import ConfigError
 from scalelab.models.initialisation import initialise
 
@@ -27,16 +27,9 @@ def rung(cfg: ModelConfig) -> dict[str, Any]:
 
 def family(target: str) -> Any:
     """The factory `target` names; a `ConfigError` saying why if it cannot be imported."""
-    from hydra.utils import get_method
-
-    try:
-        return get_method(target)
-    except Exception as err:  # Hydra wraps import errors in its own; the cause is what helps
-        cause = err.__cause__ or err
-        raise ConfigError(
-            f"model._target_={target!r} cannot be imported ({type(cause).__name__}: {cause}); "
-            "give the dotted path of a function or class that builds the network"
-        ) from None
+    return resolve_target(
+        target, "model._target_", "give the dotted path of a function or class that builds the network"
+    )
 
 
 def build(cfg: ModelConfig, input_shape: list[int], num_classes: int) -> nn.Module:

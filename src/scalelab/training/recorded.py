@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import functools
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -83,18 +84,20 @@ def _train(
     checkpoints = resume.checkpoint_dir(
         key, resume.identity(config.model, trainer, data.manifest, seed, samples)
     )
+    run = name or run_name(config)
+    train = functools.partial(
+        fit,
+        config.model,
+        trainer,
+        data,
+        seed=seed,
+        out_dir=out_dir,
+        checkpoints=checkpoints,
+        callbacks=addons.callbacks(config.callbacks, run),
+        loggers=addons.loggers(config.logger, run),
+    )
     if rank_zero_only.rank != 0:
-        run = name or run_name(config)
-        fit(
-            config.model,
-            trainer,
-            data,
-            seed=seed,
-            out_dir=out_dir,
-            checkpoints=checkpoints,
-            callbacks=addons.callbacks(config.callbacks, run),
-            loggers=addons.loggers(config.logger, run),
-        )
+        train()
         return None
     previous = resume.previous(checkpoints)
     if previous:
@@ -103,19 +106,7 @@ def _train(
     with runs.training_run(config, fingerprint, previous and previous.run_id, name, tags) as run_id:
         if not (previous and previous.run_id == run_id):  # a resumed run has its inputs already
             runs.log_datasets(data.folder, data.manifest, samples)
-        run = name or run_name(config)
-        result = fit(
-            config.model,
-            trainer,
-            data,
-            seed=seed,
-            out_dir=out_dir,
-            checkpoints=checkpoints,
-            tracking_uri=resolve_uri(config.tracking),
-            run_id=run_id,
-            callbacks=addons.callbacks(config.callbacks, run),
-            loggers=addons.loggers(config.logger, run),
-        )
+        result = train(tracking_uri=resolve_uri(config.tracking), run_id=run_id)
         if config.tracking.log_model:
             logged_models.log_model(result.net, data.splits["val"][0][:8])
     shutil.rmtree(checkpoints)  # the run is finished: nothing left to resume
