@@ -105,6 +105,19 @@ def test_the_joint_verdict_names_a_data_axis_that_stopped_paying_and_one_too_sho
     assert "fewer than 3 training-set sizes: no held-out check of the law" in short
 
 
+def test_without_a_model_size_at_both_largest_data_sizes_the_verdict_says_so() -> None:
+    n, d = grid()
+    top = d == d.max()
+    keep = ~top | (n == n.max())  # at the largest D only the largest model, which stops one D below
+    keep &= ~((n == n.max()) & (d == np.unique(d)[-2]))
+    loss = CHINCHILLA(n, d)
+    held = joint.holdout_largest_data(n[keep], d[keep], loss[keep])
+    assert held is not None and held["cells"] == []
+    reasons = joint.joint_verdict(fit_joint(n[keep], d[keep], loss[keep], resamples=0), held)
+    assert any(r.startswith("no model size was trained at both D = ") for r in reasons)
+    assert not any("fewer than 3 training-set sizes" in r for r in reasons)
+
+
 def test_a_floor_the_data_cannot_see_is_named_on_its_bound() -> None:
     n, d = grid()
     no_floor = JointLaw(E=0.0, A=406.4, B=410.7, alpha=0.34, beta=0.28)

@@ -273,7 +273,8 @@ ESTIMATES = ("E", "A", "B", "alpha", "beta")
 
 def holdout_largest_data(params: np.ndarray, data: np.ndarray, loss: np.ndarray) -> dict[str, Any] | None:
     """Fit without the largest D and predict each model size there, against persistence (the
-    same size's loss at the next D down); None with fewer than 3 data sizes."""
+    same size's loss at the next D down); None with fewer than 3 data sizes, and no `cells` when
+    no model size was trained at both of the two largest."""
     sizes = np.unique(data)
     if len(sizes) < 3:
         return None
@@ -294,12 +295,14 @@ def holdout_largest_data(params: np.ndarray, data: np.ndarray, loss: np.ndarray)
                 "persistence": float(loss[below].mean()),
             }
         )
-    if not cells:
-        return None
+    if not cells:  # no size to compare at both: the check cannot be made, and the verdict says so
+        empty = {"rel_error": None, "persistence_rel_error": None, "beats_persistence": False}
+        return {"data_size": int(top), "previous_data_size": int(previous), "cells": []} | empty
     error = float(np.mean([abs(c["predicted"] - c["observed"]) / c["observed"] for c in cells]))
     persistence = float(np.mean([abs(c["persistence"] - c["observed"]) / c["observed"] for c in cells]))
     return {
         "data_size": int(top),
+        "previous_data_size": int(previous),
         "cells": cells,
         "rel_error": error,
         "persistence_rel_error": persistence,
@@ -312,6 +315,11 @@ def joint_verdict(fit: JointFit, holdout: dict[str, Any] | None) -> list[str]:
     reasons = [f"{name} is on a bound of the fit" for name in fit.on_bound()]
     if holdout is None:
         reasons.append("fewer than 3 training-set sizes: no held-out check of the law")
+    elif not holdout["cells"]:
+        reasons.append(
+            f"no model size was trained at both D = {holdout['previous_data_size']:,} and "
+            f"D = {holdout['data_size']:,}: no held-out check of the law"
+        )
     elif not holdout["beats_persistence"]:
         reasons.append(
             f"held out, the largest training set is predicted {holdout['rel_error']:.1%} off, no "

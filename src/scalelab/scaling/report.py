@@ -110,7 +110,7 @@ def _joint_line(study: Study) -> str:
     a, b = law.exponents
     reasons = joint_verdict(fit, study.joint_holdout)
     held = ""
-    if h := study.joint_holdout:
+    if (h := study.joint_holdout) and h["cells"]:
         held = (
             f" Fitted without D = {h['data_size']:,}, it predicts those runs {h['rel_error']:.1%} off "
             f"(persistence, each size's loss at the next D down: {h['persistence_rel_error']:.1%})."
