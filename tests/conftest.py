@@ -299,7 +299,8 @@ def alive(pid: int) -> bool:
 def mlflow_server(tmp_path: Path) -> Iterator[str]:
     """A real `mlflow server` on loopback (SQLite store, proxied artifacts); yields its URL.
 
-    Started in its own process group, without the job-execution workers (STACK-NOTES.md), and
+    Started in its own process group, without the job-execution workers (MLflow 3.17 starts
+    them by default, and they outlive the server when it is killed), and
     stopped by killing that group.
     """
     store = tmp_path / "server"

@@ -1,6 +1,6 @@
 """Write `params.yaml` as DVC's Hydra integration does: the composition of `conf/`.
 
-`dvc exp run` recomposes `params.yaml` itself; `dvc repro` does not (STACK-NOTES.md), so
+`dvc exp run` recomposes `params.yaml` itself; `dvc repro` only reads it (DVC 3.67), so
 `make params` (run by `make run`) calls the very function DVC uses, and a test checks they agree.
 It refuses to overwrite a `params.yaml` that holds something else than what it last wrote (an
 experiment's settings restored by `dvc exp apply`, say) unless forced.
