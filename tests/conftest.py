@@ -300,7 +300,7 @@ def mlflow_server(tmp_path: Path) -> Iterator[str]:
     """A real `mlflow server` on loopback (SQLite store, proxied artifacts); yields its URL.
 
     Started in its own process group, without the job-execution workers (MLflow 3.17 starts
-    them by default, and they outlive the server when it is killed), and
+    ~8 of them by default, ~900 MB, for features the tests do not use), and
     stopped by killing that group.
     """
     store = tmp_path / "server"

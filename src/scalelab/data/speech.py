@@ -129,8 +129,8 @@ def log_mel(path: Path, audio: AudioConfig) -> np.ndarray:
     """(n_mels, frames) log-mel spectrogram in dB of one WAV, padded with silence or cropped.
 
     librosa's mel filterbank and dB scaling on a NumPy STFT: the same numbers as
-    `librosa.feature.melspectrogram`, without the numba compilation it pays on first use (seconds
-    per process, measured here).
+    `librosa.feature.melspectrogram`, without the numba compilation it pays on first use (~17 s
+    in a fresh environment, ~0.7 s per later process, measured here).
     """
     librosa = import_extra("librosa", "audio")
     soundfile = import_extra("soundfile", "audio")
