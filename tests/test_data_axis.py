@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+from mlflow import MlflowClient
 
 from tests.conftest import run
 from tests.test_sweep import QUICK, mlflow_runs
@@ -34,6 +35,10 @@ def test_a_multirun_over_sizes_and_training_sets_fits_the_joint_law(prepared_pro
     assert study["runs"] == 6 and study["joint"]["runs"] == 6 and study["joint"]["cells"] == 6
     assert study["sizes"] == ["xs", "m", "l"], "the ladder: the runs with the most data"
     assert [r["seeds"] for r in study["rungs"]] == [1, 1, 1]
+    client = MlflowClient(f"sqlite:///{project}/mlflow.db")
+    champion = client.get_model_version_by_alias("digits-mlp", "champion")
+    key = f"{champion.tags['size']}-d{champion.tags['train_samples']}-s{champion.tags['seed']}"
+    assert f"champion: {key} (val/loss" in result.stdout, "the champion is named with its training-set size"
     table = "reports/sweeps/ladder/scaling.csv"
     fitted = run(["python", "-m", "scalelab.scaling.fit", table, "--resamples", "5"], project)
     assert json.loads(fitted.stdout)["runs"] == 6, "the study's own table fits from the command line"
@@ -47,6 +52,8 @@ def test_dvc_repro_trains_every_rung_on_each_training_set_size(project: Path) ->
     study = json.loads((project / "reports/scaling.json").read_text())
     assert study["runs"] == 6 and study["joint"]["cells"] == 6
     assert (project / "reports/runs/l/d200/s0/metrics.json").is_file()
+    rung = json.loads((project / "reports/metrics/m.json").read_text())
+    assert rung.keys() == {"d200/s0", "d600/s0"}, "dvc metrics: each run of the rung under its cell"
     assert "Stage 'train@m' didn't change" in run(["dvc", "repro"], project).stdout, "cached"
     plots = json.loads(run(["dvc", "plots", "show", "--json"], project).stdout)["data"]
     [flops] = plots["Test loss per run vs training FLOPs spent"]

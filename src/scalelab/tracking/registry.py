@@ -6,6 +6,7 @@ import math
 from collections.abc import Sequence
 from typing import Protocol
 
+from scalelab import paths
 from scalelab.config import Config
 from scalelab.tracking.logged_models import complete_model
 from scalelab.tracking.names import experiment_name
@@ -21,6 +22,7 @@ class Candidate(Protocol):
     seed: int
     run_id: str | None
     val_loss: float
+    train_samples: int | None  # its training-set size on a study's data axis; None: the whole split
 
 
 def register_champion(config: Config, candidates: Sequence[Candidate]) -> tuple[Candidate, int] | None:
@@ -46,6 +48,8 @@ def register_champion(config: Config, candidates: Sequence[Candidate]) -> tuple[
     if current is not None and current.source == source:  # the fit reran, the champion did not change
         return best, int(current.version)
     tags = {"size": best.size, "seed": str(best.seed)}
+    if best.train_samples is not None:
+        tags["train_samples"] = str(best.train_samples)
     version = mlflow.register_model(source, name, tags=tags)
     client.set_registered_model_alias(name, ALIAS, version.version)
     client.update_registered_model(
@@ -74,6 +78,7 @@ def describe(champion: tuple[Candidate, int] | None, config: Config) -> str:
     best, version = champion
     name = experiment_name(config)
     return (
-        f"champion: {best.size}-s{best.seed} (val/loss {best.val_loss:.4f}) is {name} version {version}; "
+        f"champion: {paths.run_key(best.size, best.seed, best.train_samples)} (val/loss {best.val_loss:.4f}) "
+        f"is {name} version {version}; "
         f"serve it: mlflow models serve -m models:/{name}@{ALIAS} --env-manager local"
     )
