@@ -7,7 +7,6 @@ both end in `conclude`; they differ only in which runs count and where the paren
 
 from __future__ import annotations
 
-import math
 import shutil
 from pathlib import Path
 
@@ -35,7 +34,8 @@ def conclude(config: Config, study: Study, out: Path, parent: str) -> tuple[Stud
     if not study.records:
         raise NoRunFinished(f"no run finished ({', '.join(study.missing)})")
     study = analyse(study, config.sweep.bootstrap)
-    files = [*write_study(study, out), *best_predictions(study, out)]
+    best = registry.lowest_validation_loss(study.records)
+    files = [*write_study(study, out), *best_predictions(best, out)]
     sweeps.finish_parent(config, parent, study.summary(), markdown(study), files)
     return study, registry.describe(registry.register_champion(config, study.records), config)
 
@@ -43,13 +43,11 @@ def conclude(config: Config, study: Study, out: Path, parent: str) -> tuple[Stud
 BEST_PREDICTIONS = "best_predictions.csv"  # a DVC plot: the test confusion of the champion's run
 
 
-def best_predictions(study: Study, out: Path) -> list[Path]:
-    """Copy the test predictions of the run with the lowest validation loss (the champion's
-    rule) to `out/best_predictions.csv`; the files written."""
-    candidates = [r for r in study.records if not math.isnan(r.val_loss)]
-    if not candidates:
+def best_predictions(best: registry.Candidate | None, out: Path) -> list[Path]:
+    """Copy the test predictions of `best` (picked by the champion's rule) to
+    `out/best_predictions.csv`; the files written."""
+    if best is None:
         return []
-    best = min(candidates, key=lambda r: (r.val_loss, r.size, r.seed))
     source = paths.run_reports(best.size, best.seed, samples=best.train_samples) / "predictions.csv"
     if not source.is_file():
         return []

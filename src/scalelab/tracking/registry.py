@@ -25,6 +25,13 @@ class Candidate(Protocol):
     train_samples: int | None  # its training-set size on a study's data axis; None: the whole split
 
 
+def lowest_validation_loss(candidates: Sequence[Candidate]) -> Candidate | None:
+    """The champion's rule: the lowest validation loss (ties: the smaller size name, then seed);
+    None when no candidate has one."""
+    scored = [c for c in candidates if not math.isnan(c.val_loss)]
+    return min(scored, key=lambda c: (c.val_loss, c.size, c.seed)) if scored else None
+
+
 def register_champion(config: Config, candidates: Sequence[Candidate]) -> tuple[Candidate, int] | None:
     """Register the candidate with the lowest validation loss under the study's name (the
     experiment's: `<data>-<model>`) and point the alias `champion` at it.
@@ -38,10 +45,9 @@ def register_champion(config: Config, candidates: Sequence[Candidate]) -> tuple[
     client = mlflow_client(uri)
     mlflow.set_tracking_uri(uri)  # register_model works through the fluent API's store
     models = {c.run_id: complete_model(uri, c.run_id) for c in candidates if c.run_id}
-    logged = [c for c in candidates if models.get(c.run_id) and not math.isnan(c.val_loss)]
-    if not logged:
+    best = lowest_validation_loss([c for c in candidates if models.get(c.run_id)])
+    if best is None:
         return None
-    best = min(logged, key=lambda c: (c.val_loss, c.size, c.seed))
     name = experiment_name(config)
     source = f"models:/{models[best.run_id]}"
     current = _champion(client, name)
