@@ -11,9 +11,13 @@ from scalelab.training.recorded import train_seed
 
 
 @stage(sweepable=True)
-def main(config: Config) -> None:
+def main(config: Config) -> float | None:
+    """Train; return the best validation loss (of the last run): a hyperparameter search's
+    objective (conf/hparams_search/)."""
+    val_loss = None
     for run in config.runs():
-        train_seed(run)
+        val_loss = train_seed(run)
+    return val_loss
 
 
 if __name__ == "__main__":

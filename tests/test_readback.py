@@ -136,7 +136,12 @@ def test_a_stage_meeting_a_corrupted_file_exits_2_with_one_line_and_writes_nothi
         ),
         ("reports/train/xl/d500/s0/train_metrics.json", "dvc repro -s -f train@xl"),
         ("reports/runs/xl/d500/s1/metrics.json", "dvc repro -s -f evaluate@xl"),
+        (
+            "models/trainer.optimizer.lr=0.01/m/d1000/s2/model.ckpt",
+            "run the multirun that trained it again (variant trainer.optimizer.lr=0.01, model.size=m seed=2)",
+        ),
+        ("reports/runs/data=digits/xl/s1/metrics.json", "(variant data=digits, model.size=xl seed=1)"),
     ],
 )
-def test_the_rebuild_hint_names_the_run_on_a_data_axis_too(path: str, hint: str) -> None:
+def test_the_rebuild_hint_names_the_run_on_a_data_axis_or_in_a_variant_too(path: str, hint: str) -> None:
     assert hint in rebuild_hint(Path(path))

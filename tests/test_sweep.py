@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import json
 import re
@@ -10,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 from hydra.core.global_hydra import GlobalHydra
 from mlflow import MlflowClient
 
@@ -124,16 +126,103 @@ def test_a_sweep_whose_every_job_fails_says_so_and_fits_nothing(project: Path) -
     assert parent.info.status == "FAILED" and children == []
 
 
-def test_a_sweep_over_another_axis_is_refused_before_any_job(project: Path) -> None:
-    result = run(
-        ["python", "-m", "pipelines.train", "-m", "model.size=xs,s", "trainer.optimizer.lr=0.1,0.01"],
-        project,
-        check=False,
+def children_of(project: Path, sweep: str, experiment: str = "digits-mlp") -> tuple[object, list]:
+    client = MlflowClient(f"sqlite:///{project}/mlflow.db")
+    runs = client.search_runs([client.get_experiment_by_name(experiment).experiment_id])
+    [parent] = [r for r in runs if r.info.run_name == sweep]
+    return parent, [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+
+
+def variants_table(project: Path, sweep: str = "ladder") -> list[dict[str, str]]:
+    with (project / "reports/sweeps" / sweep / "variants.csv").open() as stream:
+        return list(csv.DictReader(stream))
+
+
+def test_a_sweep_over_another_setting_keeps_every_run_and_fits_a_law_per_variant(
+    prepared_project: Path,
+) -> None:
+    project = prepared_project
+    lrs = ["trainer.optimizer.lr=0.003", "trainer.optimizer.lr=0.01"]
+    cmd = ["python", "-m", "pipelines.train", "-m", "model.size=xs,s,m", "trainer.optimizer.lr=0.003,0.01"]
+    result = run([*cmd, *QUICK, "trainer.max_epochs=2"], project)
+
+    # six runs, six places: the two learning rates of a size do not overwrite each other
+    checkpoints = {p.relative_to(project).as_posix() for p in (project / "models").rglob("model.ckpt")}
+    assert checkpoints == {f"models/{lr}/{size}/s0/model.ckpt" for lr in lrs for size in ("xs", "s", "m")}
+    parent, children = children_of(project, "ladder")
+    assert sorted(c.info.run_name for c in children) == sorted(
+        f"mlp-{lr}-{size}-s0" for lr in lrs for size in ("xs", "s", "m")
     )
-    assert result.returncode != 0
-    assert "scalelab: error: trainer.optimizer.lr is swept" in result.stderr
-    assert "trainer.lr_search" in result.stderr, "the way to search learning rates"
-    assert not (project / "models").exists()
+    for child in children:
+        assert child.info.status == "FINISHED"
+        assert child.data.tags["sweep.variant"] in lrs
+        assert child.data.params["trainer.optimizer.lr"] == child.data.tags["sweep.variant"].split("=")[1]
+        assert 0 < child.data.metrics["test/acc"] <= 1, "each job evaluated its own checkpoint"
+
+    # a law per variant, and the variants side by side, the best (lowest validation loss) first
+    rows = variants_table(project)
+    assert sorted(row["variant"] for row in rows) == lrs
+    for row in rows:
+        study = json.loads((project / "reports/sweeps/ladder" / row["variant"] / "scaling.json").read_text())
+        assert study["sizes"] == ["xs", "s", "m"] and study["runs"] == 3 == int(row["runs"])
+        assert float(row["alpha"]) == pytest.approx(study["loss_vs_params"]["alpha"])
+        val_losses = [
+            c.data.metrics["val/loss"] for c in children if c.data.tags["sweep.variant"] == row["variant"]
+        ]
+        assert float(row["best_val/loss"]) == pytest.approx(min(val_losses))
+    assert float(rows[0]["best_val/loss"]) <= float(rows[1]["best_val/loss"])
+    best = rows[0]["variant"]
+    assert parent.data.tags["sweep.best_variant"] == best
+    assert f"sweep ladder [{best}]: 3 runs" in result.stdout
+    assert f"champion: {rows[0]['best_run']} " in result.stdout
+    client = MlflowClient(f"sqlite:///{project}/mlflow.db")
+    champion = client.get_model_version_by_alias("digits-mlp", "champion")
+    assert champion.tags["variant"] == best
+    artifacts = {a.path for a in client.list_artifacts(parent.info.run_id)}
+    assert {"variants.csv", *lrs} <= artifacts
+
+
+def test_a_sweep_over_datasets_keeps_its_runs_under_one_parent_and_names_no_champion(
+    prepared_project: Path,
+) -> None:
+    project = prepared_project
+    run(["python", "-m", "pipelines.prepare", "data=mnist1d"], project)
+    cmd = ["python", "-m", "pipelines.train", "-m", "model.size=xs", "data=digits,mnist1d"]
+    result = run([*cmd, *QUICK, "trainer.max_epochs=1"], project)
+
+    # every run is a child of the sweep's parent, in the sweep's experiment, whatever its data
+    parent, children = children_of(project, "ladder")
+    assert sorted(c.info.run_name for c in children) == ["mlp-data=digits-xs-s0", "mlp-data=mnist1d-xs-s0"]
+    assert {c.data.tags["dataset"] for c in children} == {"digits", "mnist1d"}
+    assert all(c.info.status == "FINISHED" and "test/acc" in c.data.metrics for c in children)
+    # losses on two validation sets do not compare: no best variant, no champion
+    assert "champion: none registered: the variants differ in their data" in result.stdout
+    assert "sweep.best_variant" not in parent.data.tags
+    assert sorted(row["variant"] for row in variants_table(project)) == ["data=digits", "data=mnist1d"]
+    assert MlflowClient(f"sqlite:///{project}/mlflow.db").search_registered_models() == []
+
+
+def test_an_optuna_search_records_every_trial_and_minimises_the_best_validation_loss(
+    prepared_project: Path,
+) -> None:
+    project = prepared_project
+    cmd = ["python", "-m", "pipelines.train", "hparams_search=lr", "model.size=s", "hydra.sweeper.n_trials=3"]
+    run([*cmd, *QUICK, "trainer.max_epochs=1"], project)  # no -m: the search config asks for it
+
+    parent, trials = children_of(project, "lr_search")
+    assert len(trials) == 3 and all(t.info.status == "FINISHED" for t in trials)
+    lrs = {float(t.data.params["trainer.optimizer.lr"]) for t in trials}
+    assert len(lrs) == 3 and all(1e-4 <= lr <= 1e-1 for lr in lrs), "each trial its own drawn rate"
+    # the objective Optuna was told is each run's best validation loss
+    optuna = yaml.safe_load((project / "multirun/optimization_results.yaml").read_text())
+    best = min(trials, key=lambda t: t.data.metrics["val/loss"])
+    assert optuna["best_value"] == pytest.approx(best.data.metrics["val/loss"])
+    assert optuna["best_params"]["trainer.optimizer.lr"] == pytest.approx(
+        float(best.data.params["trainer.optimizer.lr"])
+    )
+    rows = variants_table(project, "lr_search")
+    assert rows[0]["variant"] == best.data.tags["sweep.variant"] == parent.data.tags["sweep.best_variant"]
+    assert len(rows) == 3
 
 
 def test_all_seeds_in_one_process_is_refused_in_a_multirun(project: Path) -> None:

@@ -210,6 +210,10 @@ class Config:
     # conf/logger/; training/addons.py). MLflow stays the record either way.
     callbacks: dict[str, Any] = field(default_factory=dict)
     logger: dict[str, Any] = field(default_factory=dict)
+    # The settings beyond size, seed and data size that set this run apart in a multirun
+    # (`trainer.lr=3e-3`): the folder in front of its paths. A multirun fills it in
+    # (scalelab/variants.py); "" everywhere else.
+    variant: str = ""
 
 
 def register_schema() -> None:
@@ -272,6 +276,18 @@ def _require(ok: bool, key: str, value: Any, allowed: str) -> None:
 def check(cfg: Config) -> None:
     """Check ranges and combinations the types cannot express; raise one `ConfigError`."""
     d, m, t = cfg.data, cfg.model, cfg.trainer
+    _require(
+        "/" not in cfg.variant and not cfg.variant.startswith("."),
+        "variant",
+        cfg.variant,
+        "a variant is one folder name: no '/', no leading '.'",
+    )
+    _require(
+        not (cfg.variant and cfg.all_seeds),
+        "variant",
+        cfg.variant,
+        "dvc.yaml's stages write the study's own paths; keep DVC experiments apart with dvc exp run",
+    )
     _require(_dotted(d._target_), "data._target_", d._target_, "give a loader's dotted path")
     _require(0 < d.val_fraction < 1, "data.val_fraction", d.val_fraction, "use 0 < x < 1")
     if d.name == "digits":
@@ -496,6 +512,8 @@ def composition_error_line(err: Exception) -> str:
             "hydra/launcher=slurm needs hydra-submitit-launcher, which is not installed: "
             "pip install -e '.[slurm]'"
         )
+    if "hydra/sweeper/optuna" in str(err) or "hydra/sweeper/sampler" in str(err):  # the search extra
+        return "hparams_search needs hydra-optuna-sweeper, which is not installed: pip install -e '.[search]'"
     if isinstance(err, MissingConfigException) and err.options and err.missing_cfg_file:
         group, _, option = err.missing_cfg_file.rpartition("/")
         return f"{group}={option} is invalid: use one of {', '.join(err.options)}"

@@ -182,9 +182,9 @@ def evaluate_run(config: Config) -> dict[str, float]:
     from scalelab.tracking import runs
     from scalelab.training.saved import CHECKPOINT_FILE, load_network
 
-    size, seed, samples = config.model.size, config.seed, config.data.train_samples
-    out = paths.run_reports(size, seed, samples=samples)
-    net, meta = load_network(paths.model_dir(size, seed, samples) / CHECKPOINT_FILE)
+    size, seed, samples, variant = config.model.size, config.seed, config.data.train_samples, config.variant
+    out = paths.run_reports(size, seed, samples=samples, variant=variant)
+    net, meta = load_network(paths.model_dir(size, seed, samples, variant) / CHECKPOINT_FILE)
     data_dir = paths.prepared_dir(config.data.name)
     classes = read_manifest(data_dir)["class_names"]
     x, y = load_split(data_dir, "test")
@@ -200,7 +200,7 @@ def evaluate_run(config: Config) -> dict[str, float]:
         per_class(logits, y, classes),
         ["class", "support", "precision", "recall", "f1"],
     )
-    name = f"{config.data.name} {config.model.name}-{paths.run_key(size, seed, samples)}"
+    name = f"{config.data.name} {config.model.name}-{paths.run_key(size, seed, samples, variant)}"
     plot_confusion(out / "confusion.png", confusion, classes, f"{name}: test confusion")
     plot_misclassified(out / "misclassified.png", x, y, logits, classes, f"{name}: most confident mistakes")
     if meta["run_id"]:

@@ -1,15 +1,21 @@
 """Hydra multirun callback: a sweep becomes one MLflow parent run, evaluated children and a fit.
 
 `python -m pipelines.train -m model.size=xs,s,m [seed=0,1,2] [data.train_samples=1000,4000]
-[hydra/launcher=joblib]`:
+[trainer.lr=1e-3,3e-3 …] [hydra/launcher=joblib]`:
 before the jobs start, the parent run (and the MLflow store) is created once; each job trains
 (pipelines/train.py) and, when it succeeded, evaluates its checkpoint here, in its own worker;
 after the last job, the finished children are fitted and the study goes to the parent run and
 to `reports/sweeps/<sweep.name>/`. A job that fails leaves a FAILED child; the fit names it.
+
+Any other swept setting (on the command line or in `hydra.sweeper.params`, as an Optuna search
+of conf/hparams_search/ sweeps) makes variants (`scalelab.variants`): each variant's runs get
+their own paths and their own law, in `reports/sweeps/<sweep.name>/<variant>/`, and the sweep's
+champion is the best run of all.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 from dataclasses import dataclass
@@ -20,16 +26,15 @@ from hydra.core.utils import JobReturn, JobStatus
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from scalelab import paths
+from scalelab import variants
 from scalelab.config import Config, load_config
 from scalelab.errors import ConfigError
 from scalelab.gc_tuning import release_collection
-from scalelab.multirun_job import JOB_OK
+from scalelab.multirun_job import job_variant, succeeded
 from scalelab.tracking import sweeps
+from scalelab.tracking.names import SWEEP_EXPERIMENT_ENV, experiment_name
 
 log = logging.getLogger(__name__)
-# Results live at models/<size>[/d<train_samples>]/s<seed>: nothing else may vary in one sweep.
-SWEPT_KEYS = {"model.size", "seed", "data.train_samples"}
 
 
 def _task_config(config: DictConfig) -> Config:
@@ -38,35 +43,45 @@ def _task_config(config: DictConfig) -> Config:
 
 @dataclass(frozen=True)
 class Swept:
-    """The axes a multirun's command-line sweep launches (every combination of them)."""
+    """What a multirun sweeps: the study's axes (every combination of them is launched, unless
+    a search picks its own) and the other keys, which make variants."""
 
     sizes: list[str]
     seeds: list[int]
     data_sizes: list[int | None]
+    varies: list[str]
 
 
 def swept_runs(config: DictConfig) -> Swept:
-    """The sizes, seeds and training-set sizes of the multirun's command-line sweep."""
+    """The sizes, seeds, training-set sizes and other swept keys of a multirun: those of
+    `hydra.sweeper.params`, then of the command line (which wins for a key in both)."""
     values: dict[str, list[Any]] = {
         "model.size": [config.model.size],
         "seed": [config.seed],
         "data.train_samples": [config.data.get("train_samples")],
     }
-    for override in OverridesParser.create().parse_overrides(list(config.hydra.overrides.task)):
+    params = config.hydra.sweeper.get("params") or {}
+    lines = [f"{key}={value}" for key, value in params.items()] + list(config.hydra.overrides.task)
+    varies = []
+    for override in OverridesParser.create().parse_overrides(lines):
         key = override.get_key_element()
         if not override.is_sweep_override():
             continue
-        if key not in SWEPT_KEYS:
+        if key not in variants.AXES:
+            varies.append(key)
+            continue
+        try:
+            values[key] = list(override.sweep_iterator())
+        except Exception:  # an interval: a search would draw sizes or seeds no one can list
             raise ConfigError(
-                f"{key} is swept, but a study may only vary model.size, data.train_samples and "
-                f"seed (results are stored per <size>/d<train_samples>/s<seed>); search learning "
-                f"rates with trainer.lr_search=[...], sweep other axes with dvc exp run --queue -S"
-            )
-        values[key] = list(override.sweep_iterator())
+                f"{override.input_line}: {key} is one of the study's axes; sweep it over a list of "
+                f"values (e.g. {key}=choice(...) or a,b,c), not an interval"
+            ) from None
     return Swept(
         sizes=[str(size) for size in values["model.size"]],
         seeds=[int(seed) for seed in values["seed"]],
         data_sizes=[None if v is None else int(v) for v in values["data.train_samples"]],
+        varies=sorted(set(varies)),
     )
 
 
@@ -100,7 +115,7 @@ class SweepCallback(Callback):
         release_collection()  # the parent's start-up is over; with workers it runs no task itself
         launcher = str(config.hydra.launcher.get("_target_", "")).rsplit(".", 1)[-1]
         try:
-            swept_runs(config)  # refuse a sweep over other axes before any job starts
+            swept = swept_runs(config)  # refuse a sweep it cannot store before any job starts
             task = _task_config(config)
             if task.all_seeds:
                 raise ConfigError(
@@ -110,6 +125,10 @@ class SweepCallback(Callback):
             _check_processes(task, launcher, config.hydra.launcher)
         except ConfigError as err:
             raise SystemExit(f"scalelab: error: {err}") from None
+        # every job logs to the sweep's experiment, even one that sweeps data= or model=
+        os.environ[SWEEP_EXPERIMENT_ENV] = experiment_name(task)
+        if swept.varies:
+            variants.announce(swept.varies)
         os.environ[sweeps.SWEEP_PARENT_ENV] = sweeps.start_parent(task, launcher)
 
     def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs: Any) -> None:
@@ -119,13 +138,23 @@ class SweepCallback(Callback):
 
         if rank_zero_only.rank != 0:  # a DDP task of a SLURM job: rank zero evaluates
             return
-        if job_return.status != JobStatus.COMPLETED or job_return.return_value != JOB_OK:
+        if job_return.status != JobStatus.COMPLETED or not succeeded(job_return.return_value):
             return
         from scalelab.evaluation import evaluate_run
 
-        evaluate_run(_task_config(config))
+        task = _task_config(config)
+        evaluate_run(
+            dataclasses.replace(task, variant=job_variant(config, list(config.hydra.overrides.task)))
+        )
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        try:
+            self._conclude(config)
+        finally:
+            variants.withdraw()
+            os.environ.pop(SWEEP_EXPERIMENT_ENV, None)
+
+    def _conclude(self, config: DictConfig) -> None:
         parent = os.environ.pop(sweeps.SWEEP_PARENT_ENV)
         task = _task_config(config)
         sweeps.fail_unfinished(task, parent)
@@ -149,12 +178,35 @@ class SweepCallback(Callback):
 
     @staticmethod
     def _fit(config: DictConfig, task: Config, parent: str) -> list[str]:
-        from scalelab.scaling.flow import conclude
+        from scalelab import paths
+        from scalelab.scaling.flow import (
+            VARIANTS_FILE,
+            conclude,
+            conclude_variants,
+            differs_in_data,
+            variant_studies,
+        )
         from scalelab.scaling.study import collect
 
-        finished = {run.info.run_id for run in sweeps.children(task, parent) if run.info.status == "FINISHED"}
+        children = sweeps.children(task, parent)
+        finished = {run.info.run_id for run in children if run.info.status == "FINISHED"}
         swept = swept_runs(config)
         out = paths.REPORTS / "sweeps" / task.sweep.name
+        if swept.varies:
+            comparable = not differs_in_data(swept.varies)
+            studies, champion = conclude_variants(
+                task, variant_studies(task, children, finished), out, parent, comparable
+            )
+            for variant, study in studies.items():
+                outcome = f"{len(study.records)} runs"
+                if scored := [r.val_loss for r in study.records]:
+                    outcome += f", best val/loss {min(scored):.4f}"
+                if len(study.rungs) >= 3:
+                    outcome += f"; {study.verdict.headline()}"
+                print(f"sweep {task.sweep.name} [{variant}]: {outcome}")
+            print(champion)
+            print(f"sweep {task.sweep.name}: variants in {out}/{VARIANTS_FILE}, parent run {parent}")
+            return [key for study in studies.values() for key in study.missing]
         runs = collect(swept.sizes, swept.seeds, finished=finished, data_sizes=swept.data_sizes)
         study, champion = conclude(task, runs, out, parent)
         print(f"sweep {task.sweep.name}: {study.verdict.headline()}")

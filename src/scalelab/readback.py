@@ -34,6 +34,12 @@ def rebuild_hint(path: Path) -> str:
         return f"retrain that rung: dvc repro -s -f train@{match.group(1)}"
     if match := re.search(r"(?:^|/)reports/runs/([^/]+)/(?:d\d+/)?s\d+/", parts):
         return f"evaluate that rung again: dvc repro -s -f evaluate@{match.group(1)}"
+    # a variant's run of a multirun over other settings: <variant>/<cell> (scalelab.variants)
+    run_folder = r"(?:^|/)(?:models|reports/train|reports/runs)/([^/]+)/([^/]+)/(?:d\d+/)?s(\d+)/"
+    if match := re.search(run_folder, parts):
+        variant, size, seed = match.groups()
+        again = f"variant {variant}, model.size={size} seed={seed}"
+        return f"retrain it: run the multirun that trained it again ({again})"
     if re.search(r"(?:^|/)data/prepared/", parts):
         return "prepare the data again: dvc repro -s -f prepare (or python -m pipelines.prepare)"
     if re.search(r"(?:^|/)checkpoints/", parts):

@@ -25,6 +25,7 @@ hold_collection()
 import functools  # noqa: E402 (after hold_collection, on purpose)
 from collections.abc import Callable  # noqa: E402
 from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
 
 import hydra  # noqa: E402
 from omegaconf import DictConfig  # noqa: E402
@@ -34,7 +35,7 @@ from scalelab.errors import exit_on_user_error  # noqa: E402
 from scalelab.gc_tuning import collects_after_startup, run_then_exit_quickly  # noqa: E402
 from scalelab.multirun_job import survives_sweep  # noqa: E402
 
-Task = Callable[[Config], None]
+Task = Callable[[Config], Any]
 
 
 def stage(task: Task | None = None, *, sweepable: bool = False) -> Callable[..., Callable[[], None]]:
@@ -43,8 +44,8 @@ def stage(task: Task | None = None, *, sweepable: bool = False) -> Callable[...,
         return functools.partial(stage, sweepable=sweepable)  # type: ignore[return-value]
 
     @functools.wraps(task)
-    def typed(cfg: DictConfig) -> None:
-        task(load_config(cfg))
+    def typed(cfg: DictConfig) -> Any:
+        return task(load_config(cfg))
 
     job = exit_on_user_error(typed)
     if sweepable:

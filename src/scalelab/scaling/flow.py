@@ -7,8 +7,11 @@ both end in `conclude`; they differ only in which runs count and where the paren
 
 from __future__ import annotations
 
+import csv
+import math
 import shutil
 from pathlib import Path
+from typing import Any
 
 from scalelab import atomic, paths
 from scalelab.config import Config
@@ -16,6 +19,7 @@ from scalelab.errors import ScalelabError
 from scalelab.scaling.report import markdown, write_study
 from scalelab.scaling.study import Study, analyse, collect
 from scalelab.tracking import registry, sweeps
+from scalelab.variants import VARIANT_TAG
 
 
 class NoRunFinished(ScalelabError):
@@ -48,7 +52,8 @@ def best_predictions(best: registry.Candidate | None, out: Path) -> list[Path]:
     `out/best_predictions.csv`; the files written."""
     if best is None:
         return []
-    source = paths.run_reports(best.size, best.seed, samples=best.train_samples) / "predictions.csv"
+    source = paths.run_reports(best.size, best.seed, samples=best.train_samples, variant=best.variant)
+    source = source / "predictions.csv"
     if not source.is_file():
         return []
     with atomic.atomic_path(out / BEST_PREDICTIONS) as tmp:
@@ -69,3 +74,130 @@ def fit_dvc_study(config: Config) -> None:
     study, champion = conclude(config, study, paths.REPORTS, sweeps.study_parent(config, run_ids(study)))
     print(markdown(study))
     print(champion)
+
+
+def variant_studies(config: Config, children: list[Any], finished: set[str]) -> dict[str, Study]:
+    """The runs of a multirun over other settings, read back per variant: each variant's sizes,
+    seeds and training-set sizes are those its MLflow runs were started with (a search picks
+    its own, so the command line cannot list them)."""
+    grids: dict[str, tuple[set[str], set[int], set[int | None]]] = {}
+    for run in children:
+        tags, params = run.data.tags, run.data.params
+        if "size" not in tags:
+            continue
+        sizes, seeds, data = grids.setdefault(tags.get(VARIANT_TAG, ""), (set(), set(), set()))
+        sizes.add(tags["size"])
+        seeds.add(int(tags["seed"]))
+        samples = params.get("data.train_samples")
+        data.add(None if samples in (None, "None") else int(samples))
+    ladder = list(config.model.ladder)
+    by_ladder = lambda size: (ladder.index(size) if size in ladder else len(ladder), size)  # noqa: E731
+    return {
+        variant: collect(
+            sorted(sizes, key=by_ladder),
+            sorted(seeds),
+            finished=finished,
+            data_sizes=sorted(data, key=lambda s: (s is None, s or 0)),
+            variant=variant,
+        )
+        for variant, (sizes, seeds, data) in sorted(grids.items())
+    }
+
+
+VARIANTS_FILE = "variants.csv"  # one row per variant of a multirun, the best first
+
+
+def conclude_variants(
+    config: Config, studies: dict[str, Study], out: Path, parent: str, comparable: bool = True
+) -> tuple[dict[str, Study], str]:
+    """Fit each variant's study into `out/<variant>/`; give run `parent` the table of variants
+    (`out/variants.csv`) and the study of the best one (the variant of the run with the lowest
+    validation loss); register that run. Return the analysed studies and the champion's line.
+
+    Variants that differ in their data (`comparable=False`) have validation losses on different
+    validation sets: none is best, and no champion is registered."""
+    analysed = {v: analyse(s, config.sweep.bootstrap) for v, s in studies.items() if s.records}
+    if not analysed:
+        missing = [key for study in studies.values() for key in study.missing]
+        raise NoRunFinished(f"no run finished ({', '.join(missing) or 'none started'})")
+    for variant, study in studies.items():
+        if variant not in analysed:
+            analysed[variant] = study  # none of its runs finished: listed, with its missing runs
+    files = [file for v, s in analysed.items() if s.records for file in write_study(s, out / v)]
+    rows = [variant_row(v, s) for v, s in analysed.items()]
+    if not comparable:
+        files.append(_write_rows(out / VARIANTS_FILE, rows))
+        note = "\n".join([_variants_markdown(rows), "", NOT_COMPARABLE])
+        sweeps.finish_parent(config, parent, {"variants": len(analysed)}, note, files, root=out)
+        return analysed, f"champion: none registered: {NOT_COMPARABLE}"
+    records = [r for s in analysed.values() for r in s.records]
+    best = registry.lowest_validation_loss(records)
+    rows.sort(key=lambda row: row["best_val/loss"])
+    files.append(_write_rows(out / VARIANTS_FILE, rows))
+    files += best_predictions(best, out)
+    best_study = analysed[best.variant] if best else next(s for s in analysed.values() if s.records)
+    summary = best_study.summary() | {"variants": len(analysed)}
+    heading = f"### Best variant: `{rows[0]['variant']}`"
+    note = "\n".join([_variants_markdown(rows), "", heading, "", markdown(best_study)])
+    sweeps.finish_parent(config, parent, summary, note, files, root=out)
+    sweeps.tag(config, parent, {"sweep.best_variant": rows[0]["variant"]})
+    return analysed, registry.describe(registry.register_champion(config, records), config)
+
+
+NOT_COMPARABLE = (
+    "the variants differ in their data, so their validation losses do not compare; sweep one "
+    "dataset at a time to pick a best run"
+)
+
+
+def differs_in_data(varies: list[str]) -> bool:
+    """Whether variants over the keys `varies` train or validate on different data
+    (`data.train_samples`, the data axis, is not a variant key)."""
+    return any(key.lstrip("+~").split("@")[0].split(".")[0] == "data" for key in varies)
+
+
+def variant_row(variant: str, study: Study) -> dict[str, Any]:
+    """One variant in numbers: its runs, its best validation loss (and that run's test loss),
+    and its law over size when it has one."""
+    scored = [r for r in study.records if not math.isnan(r.val_loss)]
+    best = min(scored, key=lambda r: r.val_loss) if scored else None
+    fit = study.fits.get("loss_vs_params")
+    interval = fit.interval("alpha") if fit else None
+    return {
+        "variant": variant,
+        "runs": len(study.records),
+        "missing": len(study.missing),
+        "sizes": " ".join(study.sizes()),
+        "best_val/loss": best.val_loss if best else math.inf,
+        "best_run": best.key if best else "",
+        "best_test/loss": best.loss if best else math.nan,
+        "alpha": fit.law.alpha if fit else None,
+        "alpha_ci_low": interval.low if interval else None,
+        "alpha_ci_high": interval.high if interval else None,
+        "credible": study.verdict.credible if study.records else False,
+    }
+
+
+def _write_rows(path: Path, rows: list[dict[str, Any]]) -> Path:
+    with atomic.atomic_path(path) as tmp, tmp.open("w", newline="") as stream:
+        writer = csv.DictWriter(stream, list(rows[0]))
+        writer.writeheader()
+        writer.writerows({k: "" if v is None else v for k, v in row.items()} for row in rows)
+    return path
+
+
+def _variants_markdown(rows: list[dict[str, Any]]) -> str:
+    lines = [
+        "| variant | runs | best val loss | its test loss | α (95% CI) | credible |",
+        "|---|---:|---:|---:|---|---|",
+    ]
+    for row in rows:
+        alpha = "–"
+        if row["alpha"] is not None:
+            low, high = row["alpha_ci_low"], row["alpha_ci_high"]
+            alpha = f"{row['alpha']:.3f}" + (f" [{low:.3f}, {high:.3f}]" if low is not None else "")
+        lines.append(
+            f"| `{row['variant']}` | {row['runs']} | {row['best_val/loss']:.4f} "
+            f"| {row['best_test/loss']:.4f} | {alpha} | {'yes' if row['credible'] else 'no'} |"
+        )
+    return "\n".join(lines)

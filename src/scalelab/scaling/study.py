@@ -40,10 +40,11 @@ class RunRecord:
     lr_edge: str | None = None  # "smallest"/"largest": the search chose a rate at its grid's edge
     train_samples: int | None = None  # its data.train_samples: the study's data axis (None: off)
     data: int | None = None  # how many training samples it had (D); None in older reports
+    variant: str = ""  # the other settings a multirun swept (scalelab/variants.py)
 
     @property
     def key(self) -> str:
-        return paths.run_key(self.size, self.seed, self.train_samples)
+        return paths.run_key(self.size, self.seed, self.train_samples, self.variant)
 
     @property
     def error(self) -> float:
@@ -55,17 +56,17 @@ TEST_KEYS = ("test/loss", "test/acc")
 
 
 def read_record(
-    size: str, seed: int, reports: Path | None = None, train_samples: int | None = None
+    size: str, seed: int, reports: Path | None = None, train_samples: int | None = None, variant: str = ""
 ) -> RunRecord | None:
-    """The record of `<size>-s<seed>` (`<size>-d<samples>-s<seed>`) from its report files, or
-    None if any is missing."""
+    """The record of `<size>-s<seed>` (`<size>-d<samples>-s<seed>`, in `variant`) from its report
+    files, or None if any is missing."""
     reports = reports or paths.REPORTS
-    trained_in = paths.train_reports(size, seed, reports, train_samples)
+    trained_in = paths.train_reports(size, seed, reports, train_samples, variant)
     try:
         run = read_json(trained_in / "run.json", keys=("run_id",))
         trained = read_json(trained_in / "train_metrics.json", keys=TRAIN_KEYS)
         tested = read_json(
-            paths.run_reports(size, seed, reports, train_samples) / "metrics.json", keys=TEST_KEYS
+            paths.run_reports(size, seed, reports, train_samples, variant) / "metrics.json", keys=TEST_KEYS
         )
     except FileNotFoundError:
         return None
@@ -89,6 +90,7 @@ def read_record(
         lr_edge=lr_edge,
         train_samples=train_samples,
         data=int(trained["data/train_samples"]) if "data/train_samples" in trained else None,
+        variant=variant,
     )
 
 
@@ -263,9 +265,11 @@ def collect(
     reports: Path | None = None,
     finished: set[str] | None = None,
     data_sizes: list[int | None] | None = None,
+    variant: str = "",
 ) -> Study:
-    """Read every (size, data size, seed) of a sweep; those without complete reports are listed
-    as missing. `data_sizes`: the values of data.train_samples (default: the axis is off).
+    """Read every (size, data size, seed) of a sweep (of one of its variants); those without
+    complete reports are listed as missing. `data_sizes`: the values of data.train_samples
+    (default: the axis is off).
 
     With `finished`, a report counts only if its run id is in it, so that an older report at
     the same path never stands in for a run of this sweep that failed.
@@ -274,9 +278,9 @@ def collect(
     for size in sizes:
         for samples in data_sizes or [None]:
             for seed in seeds:
-                record = read_record(size, seed, reports, samples)
+                record = read_record(size, seed, reports, samples, variant)
                 if record is None or (finished is not None and record.run_id not in finished):
-                    missing.append(paths.run_key(size, seed, samples))
+                    missing.append(paths.run_key(size, seed, samples, variant))
                 else:
                     records.append(record)
     records.sort(key=lambda r: (r.params, _whole_last(r.train_samples), r.seed))

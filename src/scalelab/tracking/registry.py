@@ -23,6 +23,7 @@ class Candidate(Protocol):
     run_id: str | None
     val_loss: float
     train_samples: int | None  # its training-set size on a study's data axis; None: the whole split
+    variant: str  # the other settings a multirun swept ("": none)
 
 
 def lowest_validation_loss(candidates: Sequence[Candidate]) -> Candidate | None:
@@ -56,6 +57,8 @@ def register_champion(config: Config, candidates: Sequence[Candidate]) -> tuple[
     tags = {"size": best.size, "seed": str(best.seed)}
     if best.train_samples is not None:
         tags["train_samples"] = str(best.train_samples)
+    if best.variant:
+        tags["variant"] = best.variant
     version = mlflow.register_model(source, name, tags=tags)
     client.set_registered_model_alias(name, ALIAS, version.version)
     client.update_registered_model(
@@ -84,7 +87,8 @@ def describe(champion: tuple[Candidate, int] | None, config: Config) -> str:
     best, version = champion
     name = experiment_name(config)
     return (
-        f"champion: {paths.run_key(best.size, best.seed, best.train_samples)} (val/loss {best.val_loss:.4f}) "
+        f"champion: {paths.run_key(best.size, best.seed, best.train_samples, best.variant)} "
+        f"(val/loss {best.val_loss:.4f}) "
         f"is {name} version {version}; "
         f"serve it: mlflow models serve -m models:/{name}@{ALIAS} --env-manager local"
     )

@@ -18,6 +18,7 @@ from scalelab.config import Config, TrackingConfig, as_dict
 from scalelab.tracking.logged_models import fail_unfinished_models
 from scalelab.tracking.names import experiment_name, flatten, run_name
 from scalelab.tracking.store import ensure_experiment, ensure_store, mlflow_client, resolve_uri
+from scalelab.variants import VARIANT_TAG
 
 
 def git_commit() -> str:
@@ -72,6 +73,8 @@ def training_run(
         "size": config.model.size,
         "seed": str(config.seed),
     }
+    if config.variant:  # a multirun over other settings: scalelab/variants.py
+        tags[VARIANT_TAG] = config.variant
     if exp_name := os.environ.get("DVC_EXP_NAME"):  # set by `dvc exp run`
         tags["dvc.experiment"] = exp_name
     if slurm_job := slurm_job_id():

@@ -141,8 +141,11 @@ def finish_parent(
     note: str,
     files: list[Path],
     status: str = "FINISHED",
+    root: Path | None = None,
 ) -> None:
-    """Log the fit's numbers, description and files to the parent run and close it."""
+    """Log the fit's numbers, description and files to the parent run and close it. With `root`,
+    each file goes to the artifact folder of its path under `root` (a variant's study to
+    `<variant>/`); without, plots go to `scaling/` and the rest to the top."""
     from mlflow.entities import Metric
 
     client = _client(config)
@@ -155,8 +158,20 @@ def finish_parent(
     if summary.get("missing"):
         client.set_tag(parent_id, "sweep.missing", ", ".join(summary["missing"]))
     for path in files:
-        client.log_artifact(parent_id, str(path), artifact_path="scaling" if path.suffix == ".png" else None)
+        if root is not None:
+            folder = path.parent.relative_to(root).as_posix()
+            artifact_path = None if folder == "." else folder
+        else:
+            artifact_path = "scaling" if path.suffix == ".png" else None
+        client.log_artifact(parent_id, str(path), artifact_path=artifact_path)
     client.set_terminated(parent_id, status)
+
+
+def tag(config: Config, run_id: str, tags: dict[str, str]) -> None:
+    """Set `tags` on run `run_id`."""
+    client = _client(config)
+    for key, value in tags.items():
+        client.set_tag(run_id, key, value)
 
 
 def close(config: Config, run_id: str, status: str) -> None:

@@ -43,29 +43,33 @@ class Trained:
     history: list[dict[str, float]]  # the metrics of each epoch
 
 
-def train_seed(config: Config) -> None:
-    """Train `config`'s rung and seed (searching the learning rate if asked); write its reports."""
-    size, seed, samples = config.model.size, config.seed, config.data.train_samples
-    out_dir = paths.model_dir(size, seed, samples)
+def train_seed(config: Config) -> float | None:
+    """Train `config`'s rung and seed (searching the learning rate if asked); write its reports.
+    Return the run's best validation loss (None in a DDP process other than rank zero)."""
+    size, seed, samples, variant = config.model.size, config.seed, config.data.train_samples, config.variant
+    out_dir = paths.model_dir(size, seed, samples, variant)
     if config.trainer.lr_search:
         trained, trials = _search(config, out_dir)
     else:
         trained, trials = _train(config, out_dir), None
     if trained is None:  # a DDP process other than rank zero: rank zero reports
-        return
-    out = paths.train_reports(size, seed, samples=samples)
+        return None
+    out = paths.train_reports(size, seed, samples=samples, variant=variant)
     atomic.write_json(out / "train_metrics.json", trained.metrics)
-    write_history(paths.history_file(size, seed, samples=samples), trained.history)
+    write_history(paths.history_file(size, seed, samples=samples, variant=variant), trained.history)
     run = {"run_id": trained.run_id, "size": size, "seed": seed, "first_step_at": trained.first_step_at}
     if samples is not None:
         run["train_samples"] = samples
+    if variant:
+        run["variant"] = variant
     if trials is not None:
         run["trial_run_ids"] = [trial["run_id"] for trial in trials]
         run["lr_grid"] = list(config.trainer.lr_search)
         atomic.write_json(out / LR_SEARCH_FILE, trials)
     atomic.write_json(out / "run.json", run)
-    key, acc = paths.run_key(size, seed, samples), trained.metrics["val/acc"]
+    key, acc = paths.run_key(size, seed, samples, variant), trained.metrics["val/acc"]
     print(f"trained {key}: val/acc={acc:.4f}, run {trained.run_id}")
+    return trained.metrics["val/loss"]
 
 
 def _train(
@@ -73,7 +77,7 @@ def _train(
 ) -> Trained | None:
     """One training into `out_dir/model.ckpt`, resuming the checkpoint a killed one left."""
     seed, trainer, samples = config.seed, config.trainer, config.data.train_samples
-    key = paths.run_key(config.model.size, seed, samples)
+    key = paths.run_key(config.model.size, seed, samples, config.variant)
     data = PreparedDataModule(
         paths.prepared_dir(config.data.name),
         trainer.batch_size,
