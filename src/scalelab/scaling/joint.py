@@ -221,7 +221,7 @@ def fit_joint(
         return _fit_all(np.log(n), np.log(d), np.log(y), resamples, starts, resample_starts, delta, seed)
 
 
-def _inflated(log_y: np.ndarray, cells: list[np.ndarray]) -> np.ndarray:
+def inflated(log_y: np.ndarray, cells: list[np.ndarray]) -> np.ndarray:
     """Log losses moved away from their cell's mean by sqrt(S / (S − 1)), S the cell's runs: a
     resampled mean of S runs otherwise has only (S − 1)/S of the true variance (Davison &
     Hinkley 1997, §3.3; as the ladder's intervals do)."""
@@ -249,7 +249,7 @@ def _fit_all(
     theta, _ = _fit(log_n, log_d, log_y, starts, delta)
     cells = [np.flatnonzero((n == cn) & (d == cd)) for cn, cd in dict.fromkeys(zip(n, d, strict=True))]
     within = any(len(c) > 1 for c in cells)
-    spread = _inflated(log_y, cells) if within else log_y
+    spread = inflated(log_y, cells) if within else log_y
     rng = np.random.default_rng(seed)
     resampled = np.empty((resamples, 5))
     for i in range(resamples):
