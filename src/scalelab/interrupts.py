@@ -3,7 +3,9 @@
 Raising at the instant a signal arrives can cut an MLflow write in half and leave the SQLite
 store locked; killing the process leaves the run RUNNING. So the first signal is only noted:
 training stops after the current step (`StopOnSignal` in training/fit.py), and the run is
-then ended KILLED with the reason. A second signal stops at once.
+then ended KILLED with the reason. A second signal stops at once, unless it is `SWEEP_STOP`:
+a stopped sweep passes that to its workers (scalelab/sweep_stop.py), and a worker that the
+same stop also reached directly (`pkill`, Ctrl-C) must still stop at a step boundary.
 """
 
 from __future__ import annotations
@@ -15,7 +17,10 @@ from contextlib import contextmanager
 from typing import Any
 
 _received: list[str] = []
+_last: list[str] = []  # every signal noted in this process, kept after `graceful()` ends
 EXIT_STATUS = 130  # what shells report for a process ended by Ctrl-C
+SWEEP_STOP = signal.SIGUSR1  # "your sweep was stopped": what a sweep's command sends its workers
+SIGNALS = (signal.SIGTERM, signal.SIGINT, SWEEP_STOP)
 
 
 class Interrupted(KeyboardInterrupt):
@@ -34,18 +39,27 @@ def check() -> None:
 
 
 def _note(signum: int, _frame: Any) -> None:
-    if _received:  # the second Ctrl-C: the user means now
+    if _received and signum != SWEEP_STOP:  # the second Ctrl-C: the user means now
         raise KeyboardInterrupt
-    _received.append(signal.Signals(signum).name)
+    if _received:
+        return
+    _received.append("its sweep's stop" if signum == SWEEP_STOP else signal.Signals(signum).name)
+    _last.append(_received[0])
+
+
+def last() -> str | None:
+    """The last signal noted in this process, even after its `graceful()` block ended."""
+    return _last[-1] if _last else None
 
 
 @contextmanager
 def graceful() -> Iterator[None]:
-    """Within this block, SIGINT and SIGTERM are noted rather than acted on (main thread only)."""
+    """Within this block, SIGINT, SIGTERM and `SWEEP_STOP` are noted rather than acted on (main
+    thread only)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = {sig: signal.signal(sig, _note) for sig in (signal.SIGTERM, signal.SIGINT)}
+    previous = {sig: signal.signal(sig, _note) for sig in SIGNALS}
     try:
         yield
     finally:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,7 +27,7 @@ from hydra.core.utils import JobReturn, JobStatus
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from scalelab import variants
+from scalelab import interrupts, sweep_stop, variants
 from scalelab.config import Config, load_config
 from scalelab.errors import ConfigError
 from scalelab.gc_tuning import release_collection
@@ -130,6 +131,13 @@ class SweepCallback(Callback):
         if swept.varies:
             variants.announce(swept.varies)
         os.environ[sweeps.SWEEP_PARENT_ENV] = sweeps.start_parent(task, launcher)
+        # a SIGTERM or SIGINT to this command stops every job (a SLURM array's jobs are
+        # stopped by scancel, each one on its own)
+        self._restore_signals = (
+            (lambda: None)
+            if launcher == "SlurmLauncher"
+            else sweep_stop.forward_signals(config.hydra.sweep.dir)
+        )
 
     def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs: Any) -> None:
         if sweeps.SWEEP_PARENT_ENV not in os.environ:  # a single run: `evaluate` is its own stage
@@ -157,6 +165,17 @@ class SweepCallback(Callback):
     def _conclude(self, config: DictConfig) -> None:
         parent = os.environ.pop(sweeps.SWEEP_PARENT_ENV)
         task = _task_config(config)
+        reason = sweep_stop.stopped(config.hydra.sweep.dir)
+        self._restore_signals()  # and clears the stop mark
+        if reason:
+            killed = sweeps.kill_unfinished(task, parent, f"its sweep was stopped by {reason}")
+            print(
+                f"scalelab: sweep {task.sweep.name} stopped by {reason}: "
+                f"{', '.join(killed) or 'no run'} ended KILLED, nothing was fitted; run the same "
+                f"command again to resume from their checkpoints",
+                file=sys.stderr,
+            )
+            raise SystemExit(interrupts.EXIT_STATUS)
         sweeps.fail_unfinished(task, parent)
         from scalelab.scaling.flow import NoRunFinished
 

@@ -134,6 +134,22 @@ def fail_unfinished(config: Config, parent_id: str) -> list[str]:
     return failed
 
 
+def kill_unfinished(config: Config, parent_id: str, reason: str) -> list[str]:
+    """A stopped sweep: end its children still RUNNING, and its parent, KILLED with `reason`
+    (tag `failure.reason`); return the names of its KILLED children."""
+    client = _client(config)
+    killed = []
+    for run in children(config, parent_id):
+        if run.info.status == "RUNNING":
+            client.set_tag(run.info.run_id, "failure.reason", reason)
+            client.set_terminated(run.info.run_id, "KILLED")
+        if run.info.status in ("RUNNING", "KILLED"):
+            killed.append(run.info.run_name)
+    client.set_tag(parent_id, "failure.reason", reason)
+    client.set_terminated(parent_id, "KILLED")
+    return sorted(killed)
+
+
 def finish_parent(
     config: Config,
     parent_id: str,
