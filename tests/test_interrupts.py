@@ -103,3 +103,42 @@ def test_a_signal_to_a_joblib_sweep_stops_every_worker_and_a_rerun_resumes(prepa
     assert again.returncode == 0, again.stdout + again.stderr
     assert "resuming l-s0 after epoch" in again.stdout and "resuming xl-s0 after epoch" in again.stdout
     assert "sweep ladder: 3 runs fitted" in again.stdout
+
+
+def test_a_sweep_whose_worker_is_killed_outright_leaves_no_run_running(prepared_project: Path) -> None:
+    import psutil
+
+    project = prepared_project
+    cmd = [
+        *["python", "-m", "pipelines.train", "-m", "model.size=l,xl", "trainer.max_epochs=200"],
+        *["trainer.batch_size=8", "trainer.early_stopping.enabled=false", "trainer.progress_bar=false"],
+        *["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"],
+    ]
+    child = start(cmd, project)
+    client = live_store(project)
+
+    def training() -> bool:
+        assert child.poll() is None, child.communicate()[0]
+        experiment = client.get_experiment_by_name("digits-mlp")
+        runs = client.search_runs([experiment.experiment_id]) if experiment else []
+        return any(r.info.status == "RUNNING" and "train/loss" in r.data.metrics for r in runs)
+
+    try:
+        wait_until(training, "a worker's first logged epoch", timeout=240, every=0.5)
+        [worker, *_] = [
+            p
+            for p in psutil.Process(child.pid).children(recursive=True)
+            if "popen_loky" in " ".join(p.cmdline())
+        ]
+        worker.kill()  # SIGKILL: loky's pool breaks and the launcher raises in the command
+        output, _ = child.communicate(timeout=120)
+    finally:
+        child.kill()
+
+    assert child.returncode not in (0, None), output
+    store = MlflowClient(f"sqlite:///{project}/mlflow.db")
+    runs = store.search_runs([store.get_experiment_by_name("digits-mlp").experiment_id])
+    assert "RUNNING" not in {r.info.status for r in runs}, "the command closed what its jobs left open"
+    [parent] = [r for r in runs if r.info.run_name == "ladder"]
+    assert parent.info.status == "FAILED"
+    assert parent.data.tags["failure.reason"] == "its command failed before its jobs ended"

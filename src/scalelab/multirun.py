@@ -15,6 +15,7 @@ champion is the best run of all.
 
 from __future__ import annotations
 
+import atexit
 import dataclasses
 import logging
 import os
@@ -138,6 +139,7 @@ class SweepCallback(Callback):
             if launcher == "SlurmLauncher"
             else sweep_stop.forward_signals(config.hydra.sweep.dir)
         )
+        atexit.register(self._abandoned, task, str(config.hydra.sweep.dir))
 
     def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs: Any) -> None:
         if sweeps.SWEEP_PARENT_ENV not in os.environ:  # a single run: `evaluate` is its own stage
@@ -155,7 +157,25 @@ class SweepCallback(Callback):
             dataclasses.replace(task, variant=job_variant(config, list(config.hydra.overrides.task)))
         )
 
+    def _abandoned(self, task: Config, sweep_dir: str) -> None:
+        """The command exits before its sweep ended (the launcher raised: a worker killed
+        outright, say, or a second signal): end the parent and its open children rather than
+        leave them RUNNING."""
+        parent = os.environ.pop(sweeps.SWEEP_PARENT_ENV, None)
+        if parent is None:
+            return
+        signalled = sweep_stop.stopped(sweep_dir)
+        self._restore_signals()
+        reason = f"stopped at once after {signalled}" if signalled else "its command failed"
+        try:
+            sweeps.fail_unfinished(task, parent)
+            sweeps.tag(task, parent, {"failure.reason": f"{reason} before its jobs ended"})
+            sweeps.close(task, parent, "KILLED" if signalled else "FAILED")
+        except Exception as err:  # the command is exiting anyway: say so, do not hide its error
+            log.warning("sweep %s: could not close its parent run %s: %s", task.sweep.name, parent, err)
+
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        atexit.unregister(self._abandoned)
         try:
             self._conclude(config)
         finally:
