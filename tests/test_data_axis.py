@@ -58,3 +58,53 @@ def test_dvc_repro_trains_every_rung_on_each_training_set_size(project: Path) ->
     plots = json.loads(run(["dvc", "plots", "show", "--json"], project).stdout)["data"]
     [flops] = plots["Test loss per run vs training FLOPs spent"]
     assert len(flops["content"]["data"]["values"]) == 6, "dvc plots: one point per run"
+
+
+BUDGETS = ["trainer.batch_size=32", "data.compute_budget=4e6,1e7,2.5e7"]  # digits: 3 budgets x 3 sizes
+
+
+def test_a_multirun_over_sizes_and_compute_budgets_fits_isoflop_profiles(prepared_project: Path) -> None:
+    project = prepared_project
+    sweep = ["model.size=xxs,xs,s", *BUDGETS, "seed=0"]
+    result = run(["python", "-m", "pipelines.train", "-m", *sweep, *QUICK], project)
+    assert "sweep ladder: 9 runs fitted" in result.stdout
+
+    _, children = mlflow_runs(project)
+    assert len(children) == 9 and {c.info.status for c in children} == {"FINISHED"}
+    spent: dict[float, list[tuple[float, int]]] = {}
+    for child in children:
+        budget = float(child.data.params["data.compute_budget"])
+        samples = int(child.data.params["data.train_samples"])
+        assert child.info.run_name == f"mlp-{child.data.tags['size']}-d{samples}-s0"
+        flops = child.data.metrics["train/flops"]
+        assert 0.9 * budget < flops <= budget, "each run spends its budget (less the rounding of D)"
+        spent.setdefault(budget, []).append((child.data.metrics["model/params"], samples))
+    for cells in spent.values():
+        by_size = [samples for _, samples in sorted(cells)]
+        assert by_size == sorted(by_size, reverse=True), "within a budget, a bigger model gets less data"
+    study = json.loads((project / "reports/sweeps/ladder/scaling.json").read_text())
+    isoflop = study["isoflop"]
+    assert [b["compute"] for b in isoflop["budgets"]] == [4e6, 1e7, 2.5e7]
+    assert isoflop["flops_per_param_sample"] > 3 * 4, "3 epochs of ~6 FLOPs per parameter and sample"
+    assert study["joint"]["runs"] == 9 and study["flags"] == isoflop["flags"] + [
+        f for f in study["flags"] if f == "joint_law"
+    ]
+    for plot in ("isoflop.png", "optimal_vs_compute.png", "loss_vs_flops.png"):
+        assert (project / f"reports/sweeps/ladder/scaling/{plot}").stat().st_size > 10_000, plot
+    assert (
+        "IsoFLOP profiles"
+        in MlflowClient(f"sqlite:///{project}/mlflow.db")
+        .get_run(mlflow_runs(project)[0].info.run_id)
+        .data.tags["mlflow.note.content"]
+    ), "the parent's description shows the profiles"
+
+
+def test_dvc_repro_trains_every_rung_at_each_compute_budget(project: Path) -> None:
+    study = ["sweep.sizes=[xxs,xs,s]", "sweep.compute_budgets=[4e6,1e7,2.5e7]", "trainer.batch_size=32"]
+    run(["python", "-m", "scalelab.params_file", *study, *QUICK], project)
+    output = run(["dvc", "repro"], project).stdout
+    assert "Running stage 'train@s'" in output and "Running stage 'scaling'" in output
+    report = json.loads((project / "reports/scaling.json").read_text())
+    assert report["runs"] == 9 and len(report["isoflop"]["budgets"]) == 3
+    assert "IsoFLOP profiles" in output, "the stage prints the study, verdict first"
+    assert (project / "reports/scaling/isoflop.png").is_file()

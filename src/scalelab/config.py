@@ -74,6 +74,9 @@ class DataConfig:
     # shuffled order, so that for one seed a smaller set is a prefix of a larger one; the
     # validation and test splits stay whole. null: the whole training split.
     train_samples: int | None = None
+    # The compute-budget axis, instead of train_samples: train on as many samples as this many
+    # training FLOPs buy at the run's size over trainer.max_epochs (scalelab/compute_budget.py).
+    compute_budget: float | None = None
     audio: AudioConfig = field(default_factory=AudioConfig)  # spoken_digits only
 
 
@@ -173,6 +176,9 @@ class SweepConfig:
     # The data axis of `dvc repro`: every rung trains on each of these training-set sizes
     # (data.train_samples), and the study fits the joint law L(N, D). Empty: the axis is off.
     data_sizes: list[int] = field(default_factory=list)
+    # The compute-budget axis of `dvc repro`: every rung trains at each of these budgets (in
+    # training FLOPs, data.compute_budget), and the study fits IsoFLOP profiles and L(N, D).
+    compute_budgets: list[float] = field(default_factory=list)
 
 
 @dataclass
@@ -181,18 +187,19 @@ class Config:
 
     def runs(self) -> list[Config]:
         """The runs this process trains or evaluates: this config's, or with `all_seeds` every
-        (training-set size of sweep.data_sizes, seed of sweep.seeds) of its rung."""
+        (training-set size of sweep.data_sizes or budget of sweep.compute_budgets, seed of
+        sweep.seeds) of its rung (`scalelab.compute_budget.resolve` turns a budget into its
+        training-set size once the data is prepared)."""
         if not self.all_seeds:
             return [self]
-        data_sizes = self.sweep.data_sizes or [self.data.train_samples]
+        cells: list[dict[str, Any]] = (
+            [{"compute_budget": c, "train_samples": None} for c in self.sweep.compute_budgets]
+            or [{"train_samples": n, "compute_budget": None} for n in self.sweep.data_sizes]
+            or [{}]
+        )
         return [
-            dataclasses.replace(
-                self,
-                seed=seed,
-                all_seeds=False,
-                data=dataclasses.replace(self.data, train_samples=samples),
-            )
-            for samples in data_sizes
+            dataclasses.replace(self, seed=seed, all_seeds=False, data=dataclasses.replace(self.data, **cell))
+            for cell in cells
             for seed in self.sweep.seeds
         ]
 
@@ -312,6 +319,14 @@ def check(cfg: Config) -> None:
     )
     subset = d.train_samples
     _require(subset is None or subset >= 1, "data.train_samples", subset, "use >= 1 or null")
+    budget = d.compute_budget
+    _require(budget is None or budget > 0, "data.compute_budget", budget, "use > 0 (FLOPs) or null")
+    _require(
+        budget is None or subset is None,
+        "data.compute_budget",
+        budget,
+        "a budget sets data.train_samples itself; set data.train_samples=null",
+    )
     if d.name == "mnist1d":
         _require(d.samples is None or d.samples >= 100, "data.samples", d.samples, "use >= 100 or null")
     elif d.name in DATASETS:
@@ -391,6 +406,18 @@ def check(cfg: Config) -> None:
         "sweep.data_sizes",
         sw.data_sizes,
         "list distinct training-set sizes >= 1, or [] for none",
+    )
+    _require(
+        len(set(sw.compute_budgets)) == len(sw.compute_budgets) and all(c > 0 for c in sw.compute_budgets),
+        "sweep.compute_budgets",
+        sw.compute_budgets,
+        "list distinct budgets > 0 (training FLOPs), or [] for none",
+    )
+    _require(
+        not (sw.compute_budgets and sw.data_sizes),
+        "sweep.compute_budgets",
+        sw.compute_budgets,
+        "a study has one data axis: set sweep.data_sizes=[] (each budget sets its own sizes)",
     )
     _require(t.devices >= 1, "trainer.devices", t.devices, "use >= 1")
     _require(t.strategy in STRATEGIES, "trainer.strategy", t.strategy, f"use one of {', '.join(STRATEGIES)}")

@@ -16,7 +16,7 @@ from torchmetrics.classification import (
     MulticlassRecall,
 )
 
-from scalelab import atomic, paths
+from scalelab import atomic, compute_budget, paths
 from scalelab.config import Config
 from scalelab.training.losses import loss_fn
 
@@ -182,6 +182,7 @@ def evaluate_run(config: Config) -> dict[str, float]:
     from scalelab.tracking import runs
     from scalelab.training.saved import CHECKPOINT_FILE, load_network
 
+    config = compute_budget.resolve(config)  # a budget's run trained on what it bought
     size, seed, samples, variant = config.model.size, config.seed, config.data.train_samples, config.variant
     out = paths.run_reports(size, seed, samples=samples, variant=variant)
     net, meta = load_network(paths.model_dir(size, seed, samples, variant) / CHECKPOINT_FILE)
@@ -213,7 +214,7 @@ def evaluate_rung(config: Config) -> None:
     """Evaluate `config`'s run (with `all_seeds`, each seed and training-set size of its rung),
     a line each, and record their test metrics in `reports/metrics/<size>.json`."""
     results = {}
-    for run in config.runs():
+    for run in map(compute_budget.resolve, config.runs()):
         metrics = evaluate_run(run)
         size, seed, samples = run.model.size, run.seed, run.data.train_samples
         print(f"evaluated {paths.run_key(size, seed, samples)}: test/acc={metrics['test/acc']:.4f}")

@@ -1,7 +1,7 @@
 """Hydra multirun callback: a sweep becomes one MLflow parent run, evaluated children and a fit.
 
-`python -m pipelines.train -m model.size=xs,s,m [seed=0,1,2] [data.train_samples=1000,4000]
-[trainer.lr=1e-3,3e-3 …] [hydra/launcher=joblib]`:
+`python -m pipelines.train -m model.size=xs,s,m [seed=0,1,2] [data.train_samples=1000,4000 |
+data.compute_budget=1e9,1e10] [trainer.lr=1e-3,3e-3 …] [hydra/launcher=joblib]`:
 before the jobs start, the parent run (and the MLflow store) is created once; each job trains
 (pipelines/train.py) and, when it succeeded, evaluates its checkpoint here, in its own worker;
 after the last job, the finished children are fitted and the study goes to the parent run and
@@ -51,16 +51,18 @@ class Swept:
     sizes: list[str]
     seeds: list[int]
     data_sizes: list[int | None]
+    budgets: list[float]  # data.compute_budget's values; [] without the axis
     varies: list[str]
 
 
 def swept_runs(config: DictConfig) -> Swept:
-    """The sizes, seeds, training-set sizes and other swept keys of a multirun: those of
+    """The sizes, seeds, training-set sizes (or budgets) and other swept keys of a multirun: those of
     `hydra.sweeper.params`, then of the command line (which wins for a key in both)."""
     values: dict[str, list[Any]] = {
         "model.size": [config.model.size],
         "seed": [config.seed],
         "data.train_samples": [config.data.get("train_samples")],
+        "data.compute_budget": [config.data.get("compute_budget")],
     }
     params = config.hydra.sweeper.get("params") or {}
     lines = [f"{key}={value}" for key, value in params.items()] + list(config.hydra.overrides.task)
@@ -83,6 +85,7 @@ def swept_runs(config: DictConfig) -> Swept:
         sizes=[str(size) for size in values["model.size"]],
         seeds=[int(seed) for seed in values["seed"]],
         data_sizes=[None if v is None else int(v) for v in values["data.train_samples"]],
+        budgets=[float(v) for v in values["data.compute_budget"] if v is not None],
         varies=sorted(set(varies)),
     )
 
@@ -246,7 +249,12 @@ class SweepCallback(Callback):
             print(champion)
             print(f"sweep {task.sweep.name}: variants in {out}/{VARIANTS_FILE}, parent run {parent}")
             return [key for study in studies.values() for key in study.missing]
-        runs = collect(swept.sizes, swept.seeds, finished=finished, data_sizes=swept.data_sizes)
+        cells: list[int | None] | dict[str, list[int | None]] = swept.data_sizes
+        if swept.budgets:
+            from scalelab.compute_budget import samples_by_size
+
+            cells = samples_by_size(task, swept.sizes, swept.budgets)  # type: ignore[assignment]
+        runs = collect(swept.sizes, swept.seeds, finished=finished, data_sizes=cells)
         study, champion = conclude(task, runs, out, parent)
         print(f"sweep {task.sweep.name}: {study.verdict.headline()}")
         print(champion)

@@ -18,7 +18,8 @@ import os
 import re
 from collections.abc import Iterable
 
-AXES = ("model.size", "seed", "data.train_samples")  # the study's own axes: they make the cell
+# the study's own axes: they make the cell (a compute budget picks the cell's training-set size)
+AXES = ("model.size", "seed", "data.train_samples", "data.compute_budget")
 VARIES_ENV = "SCALELAB_SWEEP_VARIES"
 VARIANT_TAG = "sweep.variant"
 _MAX_NAME = 64

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from scalelab.scaling.fit import fit_table
+from scalelab.scaling.fit import fit_isoflop_table, fit_table
 from scalelab.scaling.joint import JointLaw
 from scalelab.scaling.law import PowerLaw
 from scalelab.scaling.report import PLOTS, markdown, write_study
@@ -25,13 +25,16 @@ def write_run(
     acc: float = 0.9,
     converged: bool = True,
     train_samples: int | None = None,
+    budget: float | None = None,
+    params: int | None = None,
 ) -> None:
     cell = size if train_samples is None else f"{size}/d{train_samples}"
     folder = reports / "train" / cell / f"s{seed}"
     folder.mkdir(parents=True)
-    params = LADDER[size]
+    params = params or LADDER[size]
     run_id = f"id-{cell}-{seed}"
-    (folder / "run.json").write_text(json.dumps({"run_id": run_id, "size": size, "seed": seed}))
+    run = {"run_id": run_id, "size": size, "seed": seed}
+    (folder / "run.json").write_text(json.dumps(run | ({"compute_budget": budget} if budget else {})))
     (folder / "train_metrics.json").write_text(
         json.dumps(
             {
@@ -128,7 +131,8 @@ def test_study_files_and_table(tmp_path: Path) -> None:
     study = analyse(collect(list(LADDER), [0], tmp_path), n_boot=20)
     write_study(study, tmp_path)
     rows = (tmp_path / "scaling.csv").read_text().splitlines()
-    header = "size,seed,run_id,model/params,train/flops,test/loss,test/acc,train/seconds,data/train_samples"
+    header = "size,seed,run_id,model/params,train/flops,test/loss,test/acc,train/seconds,data/train_samples,"
+    header += "data/compute_budget"
     assert rows[0] == header
     assert [r.split(",")[0] for r in rows[1:]] == list(LADDER), "ordered by size"
     table = markdown(study)
@@ -177,3 +181,50 @@ def test_runs_of_a_data_axis_have_their_own_paths_and_names(tmp_path: Path) -> N
     study = collect(["m"], [0, 1], tmp_path, data_sizes=[500, 1000])
     assert [r.key for r in study.records] == ["m-d500-s0"]
     assert study.missing == ["m-d500-s1", "m-d1000-s0", "m-d1000-s1"]
+
+
+# A compute-budget study: sizes 2.5x apart, each budget C buying size N the training set
+# D = C / (6·N), and a planted L(N, D) with α = β and A = B, whose optimum is N_opt = sqrt(C / 6).
+BUDGET_LADDER = {"a": 2_000, "b": 5_000, "c": 12_500, "d": 31_250, "e": 78_125, "f": 195_312}
+BALANCED = JointLaw(E=0.2, A=40.0, B=40.0, alpha=0.4, beta=0.4)
+
+
+def write_budget_study(reports: Path, budgets: list[float], seeds: int) -> dict[str, list[int | None]]:
+    cells: dict[str, list[int | None]] = {size: [] for size in BUDGET_LADDER}
+    for budget in budgets:
+        for size, params in BUDGET_LADDER.items():
+            samples = int(budget / (6 * params))
+            cells[size].append(samples)
+            for seed, wobble in enumerate((0.995, 1.0, 1.005)[:seeds]):
+                loss = float(BALANCED(params, samples)) * wobble
+                write_run(reports, size, seed, loss, train_samples=samples, budget=budget, params=params)
+    return cells
+
+
+def test_compute_budgets_give_isoflop_profiles_the_joint_law_and_a_verdict(tmp_path: Path) -> None:
+    budgets = [4e8, 1.6e9, 6.4e9, 2.56e10]  # N_opt 8k, 16k, 33k, 65k: N_opt ∝ C^0.5
+    cells = write_budget_study(tmp_path, budgets, seeds=3)
+    study = analyse(collect(list(BUDGET_LADDER), [0, 1, 2], tmp_path, data_sizes=cells), n_boot=100)
+    assert len(study.records) == 72 and study.budgets == budgets
+    assert {r.budget for r in study.ladder_records} == {2.56e10}, "the table: the largest budget's profile"
+    assert study.fits == {}, "no law over size alone: within a budget a larger model sees less data"
+    summary = study.summary()
+    isoflop = summary["isoflop"]
+    assert isoflop["a"] == pytest.approx(0.5, abs=0.05) and isoflop["a_ci_low"] < isoflop["a_ci_high"]
+    assert isoflop["flops_per_param_sample"] == pytest.approx(6.0, rel=0.01), "k measured from the runs"
+    assert [b["inside"] for b in isoflop["budgets"]] == [True] * 4
+    assert summary["joint"]["estimates"]["alpha"]["estimate"] == pytest.approx(0.4, rel=0.1)
+    assert summary["credible"] is True, summary["reasons"]
+    assert "**IsoFLOP profiles** (4 budgets" in markdown(study)
+    files = write_study(study, tmp_path / "out")
+    assert sorted(p.name for p in files) == sorted(["scaling.json", "scaling.csv", *PLOTS])
+    report = fit_isoflop_table(tmp_path / "out" / "scaling.csv", resamples=0)  # its own table, as any CSV
+    assert report["a"] == pytest.approx(isoflop["a"])
+
+
+def test_budgets_whose_optimum_is_below_the_smallest_size_are_not_credible(tmp_path: Path) -> None:
+    budgets = [1.5e6, 6e6, 2.4e7]  # N_opt 500, 1,000, 2,000: at or below the smallest size
+    cells = write_budget_study(tmp_path, budgets, seeds=1)
+    study = analyse(collect(list(BUDGET_LADDER), [0], tmp_path, data_sizes=cells), n_boot=20)
+    assert not study.verdict.credible
+    assert {"minimum_outside", "no_minimum", "no_isoflop_fit"} & set(study.verdict.flags)

@@ -30,7 +30,12 @@ from scalelab.scaling.isoflop import fit_isoflop, isoflop_summary
 from scalelab.scaling.joint import fit_joint, joint_summary
 
 DATA_COLUMNS = ("samples", "tokens")
-LAB_COLUMNS = {"model/params": "params", "data/train_samples": "samples", "test/loss": "loss"}  # scaling.csv
+LAB_COLUMNS = {  # scaling.csv's names for them
+    "model/params": "params",
+    "data/train_samples": "samples",
+    "test/loss": "loss",
+    "data/compute_budget": "budget",
+}
 
 
 def _read_rows(path: Path) -> tuple[list[dict[str, str]], list[str]]:
@@ -39,7 +44,7 @@ def _read_rows(path: Path) -> tuple[list[dict[str, str]], list[str]]:
         with path.open(newline="", encoding="utf-8") as handle:
             rows = list(csv.DictReader(handle))
             header = [] if not rows else list(rows[0])
-            if not {"params", "loss", *DATA_COLUMNS} & set(header):
+            if not {"params", "loss", "budget", *DATA_COLUMNS} & set(header):
                 rows = [{LAB_COLUMNS.get(k, k): v for k, v in row.items()} for row in rows]
                 header = [LAB_COLUMNS.get(k, k) for k in header]
     except FileNotFoundError:

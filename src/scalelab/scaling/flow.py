@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from scalelab import atomic, paths
+from scalelab.compute_budget import samples_by_size
 from scalelab.config import Config
 from scalelab.errors import ScalelabError
 from scalelab.scaling.report import markdown, write_study
@@ -64,8 +65,13 @@ def best_predictions(best: registry.Candidate | None, out: Path) -> list[Path]:
 def fit_dvc_study(config: Config) -> None:
     """The scaling stage: every (size, data size, seed) of `sweep`, from `reports/`, under a
     parent that a rerun over the same runs and settings reuses."""
-    data_sizes: list[int | None] = list(config.sweep.data_sizes) or [config.data.train_samples]
-    study = collect(config.sweep.sizes, config.sweep.seeds, data_sizes=data_sizes)
+    sweep = config.sweep
+    cells: list[int | None] | dict[str, list[int | None]] = list(sweep.data_sizes) or [
+        config.data.train_samples
+    ]
+    if sweep.compute_budgets:  # each budget buys each size its own training-set size
+        cells = samples_by_size(config, sweep.sizes, sweep.compute_budgets)  # type: ignore[assignment]
+    study = collect(sweep.sizes, sweep.seeds, data_sizes=cells)
     if not study.records:
         raise NoRunFinished(
             f"no run of the study has reports under {paths.REPORTS}/ ({', '.join(study.missing)}): "
@@ -80,27 +86,27 @@ def variant_studies(config: Config, children: list[Any], finished: set[str]) -> 
     """The runs of a multirun over other settings, read back per variant: each variant's sizes,
     seeds and training-set sizes are those its MLflow runs were started with (a search picks
     its own, so the command line cannot list them)."""
-    grids: dict[str, tuple[set[str], set[int], set[int | None]]] = {}
+    grids: dict[str, tuple[dict[str, set[int | None]], set[int]]] = {}
     for run in children:
         tags, params = run.data.tags, run.data.params
         if "size" not in tags:
             continue
-        sizes, seeds, data = grids.setdefault(tags.get(VARIANT_TAG, ""), (set(), set(), set()))
-        sizes.add(tags["size"])
+        data, seeds = grids.setdefault(tags.get(VARIANT_TAG, ""), ({}, set()))
         seeds.add(int(tags["seed"]))
-        samples = params.get("data.train_samples")
-        data.add(None if samples in (None, "None") else int(samples))
+        samples = params.get("data.train_samples")  # per size: a compute budget picks its own
+        data.setdefault(tags["size"], set()).add(None if samples in (None, "None") else int(samples))
     ladder = list(config.model.ladder)
     by_ladder = lambda size: (ladder.index(size) if size in ladder else len(ladder), size)  # noqa: E731
+    smallest_first = lambda s: (s is None, s or 0)  # noqa: E731
     return {
         variant: collect(
-            sorted(sizes, key=by_ladder),
+            sorted(data, key=by_ladder),
             sorted(seeds),
             finished=finished,
-            data_sizes=sorted(data, key=lambda s: (s is None, s or 0)),
+            data_sizes={size: sorted(sizes, key=smallest_first) for size, sizes in data.items()},
             variant=variant,
         )
-        for variant, (sizes, seeds, data) in sorted(grids.items())
+        for variant, (data, seeds) in sorted(grids.items())
     }
 
 

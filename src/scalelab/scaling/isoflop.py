@@ -14,7 +14,8 @@ sqrt(S / (S − 1)) around their mean, the variance a resample of S runs otherwi
 A profile whose parabola opens downwards has no minimum, and one whose minimum lies outside
 the sizes trained is extrapolated: both are flagged, as is a study of fewer than 3 budgets.
 The held-out check fits without the largest budget and predicts its N_opt and its optimal
-loss (a power law in C fitted to the other budgets' minima).
+loss (a power law in C fitted to the other budgets' minima); a prediction no better than the
+next budget down's optimal loss is flagged.
 
 Hand-written because no maintained library fits IsoFLOP profiles: numpy does the least squares.
 """
@@ -143,11 +144,17 @@ def fit_isoflop(
     if not np.all(np.isfinite([compute, params, loss])) or np.any(np.array([compute, params, loss]) <= 0):
         raise ValueError("compute, params and loss must be positive numbers")
     profiles = _fit_profiles(compute, params, loss)
+    if sum(p.has_minimum for p in profiles) < 2:  # the profiles, and why there is no a
+        fit = IsoFlopFit(profiles, math.nan, math.nan, flops_per_param_sample)
+        fit.flags.append("no_exponent")
+        fit.reasons.append("fewer than 2 budgets have a minimum: no N_opt ∝ C^a")
+        _judge(fit)
+        return fit
     a, g = _exponent(profiles)
     fit = IsoFlopFit(profiles, a, g, flops_per_param_sample)
     fit.resampled_a = _bootstrap(compute, params, loss, resamples, seed)
-    _judge(fit)
     fit.holdout = _holdout(profiles)
+    _judge(fit)
     return fit
 
 
@@ -186,6 +193,12 @@ def _judge(fit: IsoFlopFit) -> None:
         fit.reasons.append(
             f"the minimum of budget {budgets} lies outside the sizes trained: extend the ladder past it"
         )
+    if (h := fit.holdout) and not h["beats_persistence"]:
+        fit.flags.append("worse_than_persistence")
+        fit.reasons.append(
+            f"held out, the largest budget's optimal loss is predicted {h['loss_opt_rel_error']:.1%} "
+            f"off, no better than the next budget down's ({h['persistence_rel_error']:.1%})"
+        )
 
 
 def _holdout(profiles: list[Profile]) -> dict[str, Any] | None:
@@ -194,6 +207,7 @@ def _holdout(profiles: list[Profile]) -> dict[str, Any] | None:
     if len(usable) < MIN_BUDGETS or usable[-1] is not profiles[-1]:
         return None
     largest, rest = usable[-1], usable[:-1]
+    persistence = abs(rest[-1].loss_opt - largest.loss_opt) / largest.loss_opt
     a, g = _power_law(np.array([p.compute for p in rest]), np.array([p.n_opt for p in rest]))
     gamma, h = _power_law(np.array([p.compute for p in rest]), np.array([p.loss_opt for p in rest]))
     n_pred, loss_pred = g * largest.compute**a, h * largest.compute**gamma
@@ -205,17 +219,20 @@ def _holdout(profiles: list[Profile]) -> dict[str, Any] | None:
         "predicted_loss_opt": loss_pred,
         "observed_loss_opt": largest.loss_opt,
         "loss_opt_rel_error": abs(loss_pred - largest.loss_opt) / largest.loss_opt,
+        "persistence_rel_error": persistence,  # the next budget down's optimal loss, as the guess
+        "beats_persistence": bool(abs(loss_pred - largest.loss_opt) / largest.loss_opt < persistence),
     }
 
 
 def isoflop_summary(fit: IsoFlopFit) -> dict[str, Any]:
     """The fit as plain numbers: a and b with 95% intervals, each budget's optimum, the flags."""
     interval = fit.interval()
+    found = math.isfinite(fit.a)
     out: dict[str, Any] = {
-        "a": fit.a,
+        "a": fit.a if found else None,
         "a_ci_low": interval[0] if interval else None,
         "a_ci_high": interval[1] if interval else None,
-        "b": fit.b,
+        "b": fit.b if found else None,
         "b_ci_low": 1 - interval[1] if interval else None,
         "b_ci_high": 1 - interval[0] if interval else None,
         "resamples": len(fit.resampled_a),

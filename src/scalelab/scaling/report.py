@@ -9,10 +9,16 @@ import numpy as np
 
 from scalelab import atomic
 from scalelab.scaling.intervals import LadderFit
-from scalelab.scaling.joint import joint_verdict
+from scalelab.scaling.isoflop import IsoFlopFit, isoflop_summary
 from scalelab.scaling.study import Study
 
-PLOTS = ("loss_vs_params.png", "acc_vs_params.png", "loss_vs_flops.png")
+PLOTS = (
+    "loss_vs_params.png",
+    "acc_vs_params.png",
+    "loss_vs_flops.png",  # with compute budgets: every run by budget, and the compute-optimal frontier
+    "isoflop.png",  # loss against size at each compute budget, with its parabola and minimum
+    "optimal_vs_compute.png",  # N_opt and D_opt against the budget, with their power laws
+)
 EXTRAPOLATE = 4.0  # draw the law out to 4x the largest rung: "what would the next size buy?"
 
 
@@ -32,11 +38,15 @@ def write_study(study: Study, out: Path) -> list[Path]:
                 "test/acc",
                 "train/seconds",
                 "data/train_samples",  # D: with model/params and test/loss, what scalelab.scaling.fit reads
+                "data/compute_budget",  # C of an IsoFLOP profile (scalelab.scaling.fit --isoflop)
             ]
         )
         for r in study.records:
             data = "" if r.data is None else r.data
-            writer.writerow([r.size, r.seed, r.run_id, r.params, r.flops, r.loss, r.acc, r.seconds, data])
+            budget = "" if r.budget is None else r.budget
+            writer.writerow(
+                [r.size, r.seed, r.run_id, r.params, r.flops, r.loss, r.acc, r.seconds, data, budget]
+            )
     return [out / "scaling.json", out / "scaling.csv", *plot_study(study, out / "scaling")]
 
 
@@ -79,22 +89,65 @@ def markdown(study: Study) -> str:
             f"observed {h['observed_test/loss']:.4f} ({h['rel_error']:.1%} off). Persistence (the next "
             f"size's loss) is {h['persistence_rel_error']:.1%} off: the law {beats} it."
         )
+    if study.isoflop is not None:
+        lines += ["", _isoflop_lines(study)]
     if study.joint is not None:
         lines += ["", _joint_line(study)]
     lines += [
         "",
-        "| size | seed | parameters | training samples | train FLOPs | test loss | test acc | converged "
-        "| seconds |",
-        "|---|---|---:|---:|---:|---:|---:|---|---:|",
+        "| size | seed | parameters | training samples | budget | train FLOPs | test loss | test acc "
+        "| converged | seconds |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---|---:|",
     ]
     for r in study.records:
         converged = "–" if r.converged is None else ("yes" if r.converged else "no")
         data = "–" if r.data is None else f"{r.data:,}"
+        budget = "–" if r.budget is None else f"{r.budget:.3g}"
         lines.append(
-            f"| {r.size} | {r.seed} | {r.params:,} | {data} | {r.flops:.3g} | {r.loss:.4f} "
+            f"| {r.size} | {r.seed} | {r.params:,} | {data} | {budget} | {r.flops:.3g} | {r.loss:.4f} "
             f"| {r.acc:.4f} | {converged} | {r.seconds:.1f} |"
         )
     lines += [f"\n_Note: {note}_" for note in study.notes]
+    return "\n".join(lines)
+
+
+def _isoflop_lines(study: Study) -> str:
+    """The IsoFLOP fit in Markdown: a and b with intervals, then each budget's optimum."""
+    fit, summary = study.isoflop, isoflop_summary(study.isoflop)
+
+    def ci(name: str) -> str:
+        low, high = summary[f"{name}_ci_low"], summary[f"{name}_ci_high"]
+        return f" [{low:.3f}, {high:.3f}]" if low is not None else ""
+
+    exponents = (
+        f"N_opt ∝ C^{fit.a:.3f}{ci('a')}, D_opt ∝ C^{fit.b:.3f}{ci('b')} (95%)"
+        if summary["a"] is not None
+        else "no N_opt ∝ C^a (fewer than 2 budgets have a minimum)"
+    )
+    lines = [
+        f"**IsoFLOP profiles** ({len(fit.profiles)} budgets, {summary['resamples']} resamples): "
+        f"{exponents}, with {fit.flops_per_param_sample:.3g} training FLOPs per parameter and "
+        f"training sample.",
+        "",
+        "| budget (FLOPs) | sizes | N_opt | D_opt | samples per parameter | optimal test loss |",
+        "|---:|---:|---:|---:|---:|---:|",
+    ]
+    for b in summary["budgets"]:
+        if b["n_opt"] is None:
+            lines.append(f"| {b['compute']:.3g} | {b['sizes']} | no minimum | – | – | – |")
+            continue
+        mark = "" if b["inside"] else " (outside)"
+        lines.append(
+            f"| {b['compute']:.3g} | {b['sizes']} | {b['n_opt']:,.0f}{mark} | {b['d_opt']:,.0f} "
+            f"| {b['samples_per_param']:.3g} | {b['loss_opt']:.4f} |"
+        )
+    if h := fit.holdout:
+        lines.append(
+            f"\nFitted without budget {h['compute']:.3g}: N_opt predicted {h['predicted_n_opt']:,.0f} "
+            f"(observed {h['observed_n_opt']:,.0f}, {h['n_opt_rel_error']:.1%} off); optimal loss "
+            f"{h['predicted_loss_opt']:.4f} (observed {h['observed_loss_opt']:.4f}, "
+            f"{h['loss_opt_rel_error']:.1%} off; the next budget down's: {h['persistence_rel_error']:.1%})."
+        )
     return "\n".join(lines)
 
 
@@ -108,7 +161,7 @@ def _joint_line(study: Study) -> str:
         return f" [{interval[0]:.3f}, {interval[1]:.3f}]" if interval else ""
 
     a, b = law.exponents
-    reasons = joint_verdict(fit, study.joint_holdout)
+    reasons = study.joint_reasons()
     held = ""
     if (h := study.joint_holdout) and h["cells"]:
         held = (
@@ -220,12 +273,14 @@ def plot_study(study: Study, folder: Path) -> list[Path]:
 
     fig, ax = plt.subplots(figsize=(7, 5))
     flops = np.array([r.flops for r in records])
-    for i, samples in enumerate(study.data_sizes):  # every run, one colour per training-set size
+    if study.budgets:  # every run, one colour per budget, and the compute-optimal frontier
+        _draw_frontier(ax, study)
+    for i, samples in enumerate([] if study.budgets else study.data_sizes):  # one colour per D
         runs = [r for r in study.records if r.train_samples == samples]
         label = "runs" if samples is None else f"runs, {samples:,} training samples"
-        colour = f"C{(0, 2, 4, 5, 6, 7, 8, 9)[i % 8]}"  # C1 draws the law, C3 the held-out point
-        ax.scatter([r.flops for r in runs], [r.loss for r in runs], color=colour, label=label)
-    _draw_law(ax, study.fits.get("loss_vs_flops"), flops)
+        ax.scatter([r.flops for r in runs], [r.loss for r in runs], color=_colour(i), label=label)
+    if not study.budgets:
+        _draw_law(ax, study.fits.get("loss_vs_flops"), flops)
     ax.set(
         xscale="log",
         yscale="log",
@@ -235,4 +290,72 @@ def plot_study(study: Study, folder: Path) -> list[Path]:
     )
     ax.legend(fontsize=8)
     save(fig, PLOTS[2])
+
+    fig, ax = plt.subplots(figsize=(7, 5))
+    _draw_isoflop(ax, study.isoflop, study)
+    save(fig, PLOTS[3])
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.5))
+    _draw_optimal(axes, study.isoflop)
+    save(fig, PLOTS[4])
     return files
+
+
+def _colour(i: int) -> str:
+    return f"C{(0, 2, 4, 5, 6, 7, 8, 9)[i % 8]}"  # C1 draws the law, C3 the held-out point
+
+
+def _no_budgets(ax, why: str = "no compute budgets in this study\n(sweep.compute_budgets)") -> None:
+    ax.text(0.5, 0.5, why, ha="center", va="center", transform=ax.transAxes)
+    ax.set_axis_off()
+
+
+def _draw_frontier(ax, study: Study) -> None:
+    """Runs by budget against the FLOPs they spent; the frontier through each budget's optimum."""
+    for i, budget in enumerate(study.budgets):
+        runs = [r for r in study.records if r.budget == budget]
+        ax.scatter([r.flops for r in runs], [r.loss for r in runs], color=_colour(i), s=14,
+                   label=f"budget {budget:.3g} FLOPs")  # fmt: skip
+    optima = [p for p in study.isoflop.profiles if p.has_minimum] if study.isoflop else []
+    if optima:
+        ax.plot([p.compute for p in optima], [p.loss_opt for p in optima], "-o", color="C1",
+                label="compute-optimal frontier (each budget's minimum)")  # fmt: skip
+
+
+def _draw_isoflop(ax, fit: IsoFlopFit | None, study: Study) -> None:
+    """Each budget's runs against N, its parabola in log N and its minimum."""
+    if fit is None:
+        _no_budgets(ax)
+        return
+    for i, p in enumerate(fit.profiles):
+        runs = [r for r in study.records if r.budget == p.compute]
+        ax.scatter([r.params for r in runs], [r.loss for r in runs], color=_colour(i), s=12, alpha=0.6)
+        grid = np.geomspace(p.sizes.min(), p.sizes.max(), 100)
+        x = np.log(grid)
+        curve = np.exp(p.coefficients[0] + p.coefficients[1] * x + p.coefficients[2] * x**2)
+        ax.plot(grid, curve, color=_colour(i), label=f"C = {p.compute:.3g} FLOPs")
+        if p.has_minimum:
+            ax.plot([p.n_opt], [p.loss_opt], "*", ms=12, color=_colour(i), mec="black")
+    ax.set(xscale="log", yscale="log", xlabel="parameters", ylabel="test loss",
+           title="IsoFLOP profiles: test loss vs size at fixed compute (★ optimum)")  # fmt: skip
+    ax.legend(fontsize=8)
+
+
+def _draw_optimal(axes, fit: IsoFlopFit | None) -> None:
+    """N_opt and D_opt against C: each budget's optimum and the fitted power laws."""
+    optima = [p for p in fit.profiles if p.has_minimum] if fit else []
+    if len(optima) < 2:
+        for ax in axes:
+            _no_budgets(ax) if fit is None else _no_budgets(ax, "fewer than 2 budgets have a minimum")
+        return
+    compute = np.array([p.compute for p in optima])
+    grid = np.geomspace(compute.min() / 2, compute.max() * EXTRAPOLATE, 100)
+    found = {"N_opt": np.array([p.n_opt for p in optima]), "D_opt": fit.d_opt(compute)}
+    laws = {"N_opt": fit.n_opt(grid), "D_opt": fit.d_opt(grid)}
+    exponents = {"N_opt": fit.a, "D_opt": fit.b}
+    for ax, name, label in zip(axes, found, ("parameters", "training samples"), strict=True):
+        ax.plot(compute, found[name], "o", color="C0", label=f"{name} of each budget")
+        ax.plot(grid, laws[name], color="C1", label=f"{name} ∝ C^{exponents[name]:.3f}")
+        ax.set(xscale="log", yscale="log", xlabel="compute budget (training FLOPs)", ylabel=label,
+               title=f"Compute-optimal {label} vs budget")  # fmt: skip
+        ax.legend(fontsize=8)

@@ -12,6 +12,7 @@ import numpy as np
 from scalelab import paths
 from scalelab.readback import read_json
 from scalelab.scaling.intervals import LEVEL, LadderFit, fit_ladder
+from scalelab.scaling.isoflop import IsoFlopFit, fit_isoflop, isoflop_summary
 from scalelab.scaling.joint import (
     JointFit,
     fit_joint,
@@ -41,6 +42,7 @@ class RunRecord:
     train_samples: int | None = None  # its data.train_samples: the study's data axis (None: off)
     data: int | None = None  # how many training samples it had (D); None in older reports
     variant: str = ""  # the other settings a multirun swept (scalelab/variants.py)
+    budget: float | None = None  # its data.compute_budget (FLOPs): the study's IsoFLOP axis
 
     @property
     def key(self) -> str:
@@ -91,6 +93,7 @@ def read_record(
         train_samples=train_samples,
         data=int(trained["data/train_samples"]) if "data/train_samples" in trained else None,
         variant=variant,
+        budget=run.get("compute_budget"),
     )
 
 
@@ -153,6 +156,12 @@ class Study:
     verdict: Verdict = field(default_factory=Verdict)
     joint: JointFit | None = None  # L(N, D) over every run, when the study has a data axis
     joint_holdout: dict[str, Any] | None = None  # L(N, D) fitted without the largest D, tested on it
+    isoflop: IsoFlopFit | None = None  # approach 2, when the study has compute budgets
+
+    @property
+    def budgets(self) -> list[float]:
+        """The study's compute budgets (data.compute_budget), smallest first; [] without."""
+        return sorted({r.budget for r in self.records if r.budget is not None})
 
     @property
     def data_sizes(self) -> list[int | None]:
@@ -161,7 +170,10 @@ class Study:
 
     @property
     def ladder_records(self) -> list[RunRecord]:
-        """The runs the size ladder is fitted to: those with the most training data."""
+        """The runs the size ladder is fitted to: those with the most training data (with
+        compute budgets, those of the largest budget: its IsoFLOP profile)."""
+        if budgets := self.budgets:
+            return [r for r in self.records if r.budget == budgets[-1]]
         largest = self.data_sizes[-1] if self.records else None
         return [r for r in self.records if r.train_samples == largest]
 
@@ -192,6 +204,15 @@ class Study:
                 }
             )
         return rows
+
+    def joint_reasons(self) -> list[str]:
+        """Reasons not to trust the joint law. With compute budgets no size trains twice on the
+        same D, so its held-out test is the IsoFLOP one (the largest budget): bounds alone here."""
+        if self.joint is None:
+            return []
+        if self.budgets:
+            return [f"{name} is on a bound of the fit" for name in self.joint.on_bound()]
+        return joint_verdict(self.joint, self.joint_holdout)
 
     def summary(self) -> dict[str, Any]:
         """What `reports/scaling.json` holds: DVC metrics, compared across experiments."""
@@ -232,10 +253,12 @@ class Study:
             else None
         )
         if self.joint is not None:
-            reasons = joint_verdict(self.joint, self.joint_holdout)
+            reasons = self.joint_reasons()
             verdict = {"credible": not reasons, "reasons": reasons}
             out["joint"] = verdict | joint_summary(self.joint, "samples")
             out["joint"]["holdout"] = self.joint_holdout
+        if self.isoflop is not None:
+            out["isoflop"] = isoflop_summary(self.isoflop)
         out["notes"] = self.notes
         return out
 
@@ -264,19 +287,20 @@ def collect(
     seeds: list[int],
     reports: Path | None = None,
     finished: set[str] | None = None,
-    data_sizes: list[int | None] | None = None,
+    data_sizes: list[int | None] | dict[str, list[int | None]] | None = None,
     variant: str = "",
 ) -> Study:
     """Read every (size, data size, seed) of a sweep (of one of its variants); those without
     complete reports are listed as missing. `data_sizes`: the values of data.train_samples
-    (default: the axis is off).
+    (default: the axis is off), the same for every size or, as compute budgets make them, per size.
 
     With `finished`, a report counts only if its run id is in it, so that an older report at
     the same path never stands in for a run of this sweep that failed.
     """
     records, missing = [], []
     for size in sizes:
-        for samples in data_sizes or [None]:
+        cells = data_sizes.get(size, []) if isinstance(data_sizes, dict) else data_sizes
+        for samples in cells or [None]:
             for seed in seeds:
                 record = read_record(size, seed, reports, samples, variant)
                 if record is None or (finished is not None and record.run_id not in finished):
@@ -298,6 +322,9 @@ def analyse(study: Study, n_boot: int = 1000) -> Study:
             f"largest rate of trainer.lr_search ({', '.join(edge)}); their best may lie outside "
             f"it: widen the grid"
         )
+    if study.budgets:
+        _fit_budgets(study, n_boot)
+        return study
     if len(study.data_sizes) > 1:
         _fit_joint(study, n_boot)
     rungs = study.rungs
@@ -333,6 +360,37 @@ def _fit_joint(study: Study, n_boot: int) -> None:
         study.joint_holdout = holdout_largest_data(*columns)
     except ValueError as err:
         study.notes.append(f"no joint law L(N, D): {err}")
+
+
+def _fit_budgets(study: Study, n_boot: int) -> None:
+    """Compute budgets: IsoFLOP profiles (approach 2) and L(N, D) over every run, judged together.
+
+    No law over size alone: within a budget, a larger model sees fewer samples, so loss is not
+    monotone in N. D_opt = C / (k·N_opt) with the study's own k, the training FLOPs per parameter
+    and training sample (epochs included), as its runs measured it rather than Kaplan's 6."""
+    runs = [r for r in study.records if r.budget is not None and r.data is not None]
+    study.notes.append(
+        f"compute budgets: {len(study.budgets)} IsoFLOP profiles and the joint law L(N, D) over "
+        f"{len(runs)} runs; the size table shows the largest budget's profile"
+    )
+    budget, params, data, loss = (
+        np.array([getattr(r, k) for r in runs], dtype=float) for k in ("budget", "params", "data", "loss")
+    )
+    per_param_sample = float(np.median(budget / (params * data)))
+    verdict = Verdict()
+    try:
+        study.isoflop = fit_isoflop(budget, params, loss, per_param_sample, resamples=n_boot)
+        for flag, reason in zip(study.isoflop.flags, study.isoflop.reasons, strict=True):
+            verdict.fail(flag, reason)
+    except ValueError as err:
+        verdict.fail("no_isoflop_fit", f"no IsoFLOP fit: {err}")
+    try:
+        study.joint = fit_joint(params, data, loss, resamples=n_boot)
+        for reason in study.joint_reasons():
+            verdict.fail("joint_law", f"joint law: {reason}")
+    except ValueError as err:
+        study.notes.append(f"no joint law L(N, D): {err}")
+    study.verdict = verdict
 
 
 def holdout(rungs: list[Rung], n_boot: int) -> dict[str, Any]:

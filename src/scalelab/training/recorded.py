@@ -20,7 +20,7 @@ from typing import Any
 
 from pytorch_lightning.utilities import rank_zero_only
 
-from scalelab import atomic, paths
+from scalelab import atomic, compute_budget, paths
 from scalelab.config import Config
 from scalelab.data.datamodule import PreparedDataModule
 from scalelab.tracking import logged_models, runs
@@ -46,6 +46,7 @@ class Trained:
 def train_seed(config: Config) -> float | None:
     """Train `config`'s rung and seed (searching the learning rate if asked); write its reports.
     Return the run's best validation loss (None in a DDP process other than rank zero)."""
+    config = compute_budget.resolve(config)  # a budget buys its rung a training-set size
     size, seed, samples, variant = config.model.size, config.seed, config.data.train_samples, config.variant
     out_dir = paths.model_dir(size, seed, samples, variant)
     if config.trainer.lr_search:
@@ -60,6 +61,8 @@ def train_seed(config: Config) -> float | None:
     run = {"run_id": trained.run_id, "size": size, "seed": seed, "first_step_at": trained.first_step_at}
     if samples is not None:
         run["train_samples"] = samples
+    if config.data.compute_budget is not None:  # the FLOPs that bought them: an IsoFLOP profile's C
+        run["compute_budget"] = config.data.compute_budget
     if variant:
         run["variant"] = variant
     if trials is not None:
