@@ -107,4 +107,5 @@ def test_dvc_repro_trains_every_rung_at_each_compute_budget(project: Path) -> No
     report = json.loads((project / "reports/scaling.json").read_text())
     assert report["runs"] == 9 and len(report["isoflop"]["budgets"]) == 3
     assert "IsoFLOP profiles" in output, "the stage prints the study, verdict first"
-    assert (project / "reports/scaling/isoflop.png").is_file()
+    plots = json.loads(run(["dvc", "plots", "show", "--json"], project).stdout)["data"]
+    assert {"reports/scaling/isoflop.png", "reports/scaling/optimal_vs_compute.png"} <= plots.keys()
