@@ -101,3 +101,10 @@ def test_a_rung_stage_runs_every_budget_and_seed(in_digits: Path) -> None:
     samples = compute_budget.samples_by_size(config, ["xxs", "xs"], [1e7, 2e7])
     per_seed = [compute_budget.resolve(at(r, "xxs")).data.train_samples for r in config.runs()]
     assert samples["xxs"] == per_seed[::2] == per_seed[1::2], "the study reads back where each cell trained"
+
+
+def test_budgets_that_buy_a_size_the_same_set_are_refused(in_digits: Path) -> None:
+    config = study("sweep.compute_budgets=[2e7,2.00001e7]", "trainer.max_epochs=3", "trainer.batch_size=32")
+    twice = r"buy model.size=xxs the same training set twice .* space the budgets"
+    with pytest.raises(ConfigError, match=twice):
+        compute_budget.samples_by_size(config, ["xxs", "s"], config.sweep.compute_budgets)

@@ -74,11 +74,15 @@ def resolve(config: Config) -> Config:
 
 
 def samples_by_size(config: Config, sizes: list[str], budgets: list[float]) -> dict[str, list[int]]:
-    """The training-set size of each (size, budget) cell of a study, per size, budgets in order."""
-    return {
-        size: [
-            samples_for(dataclasses.replace(config, model=dataclasses.replace(config.model, size=size)), b)
-            for b in budgets
-        ]
-        for size in sizes
-    }
+    """The training-set size of each (size, budget) cell of a study, per size, budgets in order;
+    a `ConfigError` when two budgets buy one size the same set (they would share its place)."""
+    cells = {}
+    for size in sizes:
+        rung = dataclasses.replace(config, model=dataclasses.replace(config.model, size=size))
+        cells[size] = [samples_for(rung, budget) for budget in budgets]
+        if len(set(cells[size])) < len(budgets):
+            raise ConfigError(
+                f"sweep.compute_budgets={budgets} buy model.size={size} the same training set "
+                f"twice ({cells[size]} samples): space the budgets further apart"
+            )
+    return cells
