@@ -6,7 +6,6 @@ import pytest
 
 from scalelab import paths, variants
 from scalelab.config import Config, ConfigError, check
-from scalelab.scaling.flow import differs_in_data
 
 
 def test_a_variant_names_its_settings_sorted_by_key() -> None:
@@ -63,5 +62,6 @@ def test_a_variant_that_cannot_be_a_folder_or_lives_in_a_dvc_stage_is_refused(
 
 
 def test_variants_over_data_settings_do_not_compare() -> None:
-    assert differs_in_data(["data"]) and differs_in_data(["data.val_fraction", "trainer.optimizer.lr"])
-    assert not differs_in_data(["trainer.optimizer.lr", "model.kwargs.activation"])
+    assert variants.differs_in_data(["data"])
+    assert variants.differs_in_data(["data.val_fraction", "trainer.optimizer.lr"])
+    assert not variants.differs_in_data(["trainer.optimizer.lr", "model.kwargs.activation"])

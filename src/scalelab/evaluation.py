@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
 import numpy as np
@@ -123,19 +122,11 @@ def accuracy_by_group(
     return rows
 
 
-def write_rows(path: Path, rows: list[dict[str, object]], columns: list[str]) -> None:
-    """A CSV with `columns`, one line per row, written atomically."""
-    with atomic.atomic_path(path) as tmp, tmp.open("w", newline="") as out:
-        writer = csv.DictWriter(out, columns)
-        writer.writeheader()
-        writer.writerows(rows)
-
-
 def write_predictions(path: Path, y: torch.Tensor, logits: torch.Tensor, class_names: list[str]) -> None:
     """One row per test sample (`actual,predicted`), the input of `dvc plots`' confusion template."""
     pairs = zip(y.tolist(), logits.argmax(-1).tolist(), strict=True)
     rows = [{"actual": class_names[t], "predicted": class_names[p]} for t, p in pairs]
-    write_rows(path, rows, ["actual", "predicted"])
+    atomic.write_csv(path, rows, ["actual", "predicted"])
 
 
 def plot_confusion(path: Path, confusion: np.ndarray, class_names: list[str], title: str) -> None:
@@ -195,8 +186,8 @@ def evaluate_run(config: Config) -> dict[str, float]:
     metrics |= {f"test/acc_{r['by']}/{r['group']}": r["accuracy"] for r in groups if r["by"] != "class"}
     atomic.write_json(out / "metrics.json", metrics)
     write_predictions(out / "predictions.csv", y, logits, classes)
-    write_rows(out / "accuracy_by_group.csv", groups, ["by", "group", "count", "accuracy"])
-    write_rows(
+    atomic.write_csv(out / "accuracy_by_group.csv", groups, ["by", "group", "count", "accuracy"])
+    atomic.write_csv(
         out / "per_class.csv",
         per_class(logits, y, classes),
         ["class", "support", "precision", "recall", "f1"],

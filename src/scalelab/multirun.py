@@ -225,7 +225,6 @@ class SweepCallback(Callback):
             VARIANTS_FILE,
             conclude,
             conclude_variants,
-            differs_in_data,
             variant_studies,
         )
         from scalelab.scaling.study import collect
@@ -235,7 +234,7 @@ class SweepCallback(Callback):
         swept = swept_runs(config)
         out = paths.REPORTS / "sweeps" / task.sweep.name
         if swept.varies:
-            comparable = not differs_in_data(swept.varies)
+            comparable = not variants.differs_in_data(swept.varies)
             studies, champion = conclude_variants(
                 task, variant_studies(task, children, finished), out, parent, comparable
             )

@@ -63,3 +63,9 @@ def announced() -> list[str]:
 def withdraw() -> None:
     """The sweep is over: forget its keys."""
     os.environ.pop(VARIES_ENV, None)
+
+
+def differs_in_data(varies: list[str]) -> bool:
+    """Whether variants over the keys `varies` train or validate on different data
+    (`data.train_samples` and `data.compute_budget`, the data axes, are not variant keys)."""
+    return any(key.lstrip("+~").split("@")[0].split(".")[0] == "data" for key in varies)

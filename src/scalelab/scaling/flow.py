@@ -7,7 +7,6 @@ both end in `conclude`; they differ only in which runs count and where the paren
 
 from __future__ import annotations
 
-import csv
 import math
 import shutil
 from pathlib import Path
@@ -132,14 +131,14 @@ def conclude_variants(
     files = [file for v, s in analysed.items() if s.records for file in write_study(s, out / v)]
     rows = [variant_row(v, s) for v, s in analysed.items()]
     if not comparable:
-        files.append(_write_rows(out / VARIANTS_FILE, rows))
+        files.append(atomic.write_csv(out / VARIANTS_FILE, rows, list(rows[0])))
         note = "\n".join([_variants_markdown(rows), "", NOT_COMPARABLE])
         sweeps.finish_parent(config, parent, {"variants": len(analysed)}, note, files, root=out)
         return analysed, f"champion: none registered: {NOT_COMPARABLE}"
     records = [r for s in analysed.values() for r in s.records]
     best = registry.lowest_validation_loss(records)
     rows.sort(key=lambda row: row["best_val/loss"])
-    files.append(_write_rows(out / VARIANTS_FILE, rows))
+    files.append(atomic.write_csv(out / VARIANTS_FILE, rows, list(rows[0])))
     files += best_predictions(best, out)
     best_study = analysed[best.variant] if best else next(s for s in analysed.values() if s.records)
     summary = best_study.summary() | {"variants": len(analysed)}
@@ -154,12 +153,6 @@ NOT_COMPARABLE = (
     "the variants differ in their data, so their validation losses do not compare; sweep one "
     "dataset at a time to pick a best run"
 )
-
-
-def differs_in_data(varies: list[str]) -> bool:
-    """Whether variants over the keys `varies` train or validate on different data
-    (`data.train_samples`, the data axis, is not a variant key)."""
-    return any(key.lstrip("+~").split("@")[0].split(".")[0] == "data" for key in varies)
 
 
 def variant_row(variant: str, study: Study) -> dict[str, Any]:
@@ -182,14 +175,6 @@ def variant_row(variant: str, study: Study) -> dict[str, Any]:
         "alpha_ci_high": interval.high if interval else None,
         "credible": study.verdict.credible if study.records else False,
     }
-
-
-def _write_rows(path: Path, rows: list[dict[str, Any]]) -> Path:
-    with atomic.atomic_path(path) as tmp, tmp.open("w", newline="") as stream:
-        writer = csv.DictWriter(stream, list(rows[0]))
-        writer.writeheader()
-        writer.writerows({k: "" if v is None else v for k, v in row.items()} for row in rows)
-    return path
 
 
 def _variants_markdown(rows: list[dict[str, Any]]) -> str:

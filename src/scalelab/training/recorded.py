@@ -10,7 +10,6 @@ Choosing by validation loss per rung is the simplest of the per-width tunings Po
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import functools
 import shutil
@@ -123,10 +122,7 @@ def _train(
 def write_history(path: Path, history: list[dict[str, float]]) -> None:
     """One CSV row per epoch (`epoch`, then each metric): what `dvc plots` draws per run."""
     columns = ["epoch", *dict.fromkeys(key for epoch in history for key in epoch)]
-    with atomic.atomic_path(path) as tmp, tmp.open("w", newline="") as out:
-        writer = csv.DictWriter(out, columns)
-        writer.writeheader()
-        writer.writerows({"epoch": epoch, **metrics} for epoch, metrics in enumerate(history))
+    atomic.write_csv(path, ({"epoch": epoch, **metrics} for epoch, metrics in enumerate(history)), columns)
 
 
 def with_lr(config: Config, lr: float) -> Config:
