@@ -16,7 +16,7 @@ from mlflow import MlflowClient
 
 from scalelab.tracking.logged_models import complete_model, logged_models
 from scalelab.training.saved import CHECKPOINT_FILE
-from tests.conftest import copy_project, run, run_queue, start, start_queue, wait_until
+from tests.conftest import alive, copy_project, run, run_queue, start, start_queue, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -277,3 +277,35 @@ def test_a_queued_dvc_experiment_resumes_after_sigkill(prepared_project: Path) -
     run(["dvc", "checkout", "train@xl"], project)
     assert json.loads((project / "reports/train/xl/s0/run.json").read_text())["run_id"] == killed_run
     assert_resumed_like_reference(project, killed_run, logs, expected)
+
+
+def test_dvc_queue_kill_stops_the_training_marks_its_run_and_the_next_run_resumes(
+    prepared_project: Path,
+) -> None:
+    project = prepared_project
+    run(["git", "add", "-A"], project)
+    run(["git", "commit", "-qm", "pipeline"], project)
+    settings = [f"-S{o}" for o in OVERRIDES if not o.startswith("model.size=")]
+    run(["dvc", "exp", "run", "--queue", "-n", "stopped", *settings, "train@xl"], project)
+    start_queue(project, workers=1)
+    mid_epoch(project)
+    [pid] = training_pids("model.size=xl", under=project.resolve())
+    run(["dvc", "queue", "kill", "stopped"], project)  # Ctrl-C, as DVC documents it
+    wait_until(lambda: not alive(pid), "the training ending at a step", timeout=60)
+    status = wait_until(
+        lambda: (s := run(["dvc", "queue", "status"], project).stdout) and "Running" not in s and s,
+        "the queue noting the kill",
+        timeout=60,
+        every=1,
+    )
+    assert "Failed" in status, "a killed experiment is a failed one (DVC's docs), never a success"
+    client = store(project)
+    [stopped] = client.search_runs([client.get_experiment_by_name("digits-mlp").experiment_id])
+    assert stopped.info.status == "KILLED", "its MLflow run says what happened, not RUNNING"
+    assert stopped.data.tags["failure.reason"] == "interrupted by SIGINT"
+    assert checkpoint_file(project) is not None, "the kill left a checkpoint to resume from"
+
+    run(["dvc", "exp", "run", "--queue", "-n", "resumed", *settings, "train@xl"], project)
+    assert "Success" in run_queue(project, workers=1)
+    logs = run(["dvc", "queue", "logs", "resumed"], project).stdout
+    assert "resuming xl-s0 after epoch" in logs, "the next run continues from the kill's checkpoint"
