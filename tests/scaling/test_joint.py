@@ -8,8 +8,7 @@ from scipy.optimize import check_grad
 
 from scalelab.scaling import joint
 from scalelab.scaling.joint import JointLaw, fit_joint
-
-CHINCHILLA = JointLaw(E=1.69, A=406.4, B=410.7, alpha=0.34, beta=0.28)  # Hoffmann et al. 2022, eq. 10
+from tests.scaling.joint_coverage import CHINCHILLA, coverage
 
 
 def grid(seeds: int = 1) -> tuple[np.ndarray, np.ndarray]:
@@ -124,3 +123,12 @@ def test_a_floor_the_data_cannot_see_is_named_on_its_bound() -> None:
     fit = fit_joint(n, d, no_floor(n, d), resamples=0)
     assert fit.on_bound() == ["E"]
     assert "E is on a bound of the fit" in joint.joint_verdict(fit, None)
+
+
+def test_the_intervals_cover_planted_exponents_about_as_often_as_they_say() -> None:
+    # A small version of the measurement in docs/fitting.md (50 studies: python -m
+    # tests.scaling.joint_coverage): 95% intervals that missed often would fail here.
+    found = coverage(studies=10, resamples=50, sizes=5, seeds=2)
+    assert min(found["covered"].values()) >= 8, found
+    for name, planted in found["planted"].items():
+        assert found["mean_estimate"][name] == pytest.approx(planted, rel=0.05), name
