@@ -80,3 +80,18 @@ def test_flatten_names_nested_keys_with_dots() -> None:
         "a.c.d": "None",
         "e": "[1, 2]",
     }
+
+
+def test_a_run_that_is_not_where_the_study_looks_fails_loudly(config: Config) -> None:
+    with runs.training_run(config, "f1ng3rpr1nt") as run_id:
+        pass  # the training ran; the run was checked on its way out
+    client = MlflowClient(config.tracking.uri)
+    home = client.get_run(run_id).info.experiment_id
+    runs.verify_recorded(config.tracking.uri, run_id, home)
+    elsewhere = client.create_experiment("another study")
+    with pytest.raises(runs.RunNotRecorded, match=f"MLflow run {run_id} ended but is not FINISHED in "
+                       f"experiment {elsewhere} .*: it is FINISHED in experiment {home}; check the "
+                       "tracking server"):  # fmt: skip
+        runs.verify_recorded(config.tracking.uri, run_id, elsewhere)
+    with pytest.raises(runs.RunNotRecorded, match="the store does not have it"):
+        runs.verify_recorded(config.tracking.uri, "0" * 32, home)

@@ -15,6 +15,7 @@ import yaml
 
 from scalelab import interrupts
 from scalelab.config import Config, TrackingConfig, as_dict
+from scalelab.errors import ScalelabError
 from scalelab.tracking.logged_models import fail_unfinished_models
 from scalelab.tracking.names import experiment_name, flatten, run_name
 from scalelab.tracking.store import ensure_experiment, ensure_store, mlflow_client, resolve_uri
@@ -109,6 +110,30 @@ def training_run(
             if status == "KILLED":  # Lightning ends a SIGTERM with SystemExit(0): not a success
                 raise interrupts.Interrupted(f"{reason}; MLflow run {run.info.run_id} is KILLED") from err
             raise
+    verify_recorded(uri, run.info.run_id, experiment_id)
+
+
+class RunNotRecorded(ScalelabError):
+    """A training ended, but its run is not where the study looks for it."""
+
+
+def verify_recorded(uri: str, run_id: str, experiment_id: str) -> None:
+    """Check that run `run_id` is FINISHED in experiment `experiment_id`, as the study's search
+    finds it; a `RunNotRecorded` naming what the store holds instead. A job must never exit 0
+    with its run missing (a fresh server once lost one: docs/when-things-go-wrong.md)."""
+    client = mlflow_client(uri)
+    found = client.search_runs([experiment_id], f"attributes.run_id = '{run_id}'")
+    if found and found[0].info.status == "FINISHED":
+        return
+    try:
+        info = client.get_run(run_id).info
+        held = f"it is {info.status} in experiment {info.experiment_id}"
+    except Exception as err:  # the store does not know the run at all
+        held = f"the store does not have it ({type(err).__name__})"
+    raise RunNotRecorded(
+        f"MLflow run {run_id} ended but is not FINISHED in experiment {experiment_id} of {uri}: "
+        f"{held}; check the tracking server, then run the same command again to record it"
+    )
 
 
 def slurm_job_id() -> str | None:
