@@ -11,6 +11,9 @@ from scalelab.config import composition_error_line, one_line_composition_errors
 from tests.conftest import ROOT
 
 
+EXPERIMENTS = sorted(path.stem for path in (ROOT / "conf" / "experiment").glob("*.yaml"))
+
+
 def compose_error(override: str) -> Exception:
     """The exception Hydra raises composing conf/ with one command-line override."""
     with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
@@ -25,11 +28,7 @@ def compose_error(override: str) -> Exception:
     ("override", "line"),
     [
         ("model=transformer", "model=transformer is invalid: use one of cnn, mlp"),
-        (
-            "experiment=fashion",
-            "experiment=fashion is invalid: use one of digits_mlp, fashion_cnn, fashion_mlp, mnist1d_mlp, "
-            "mnist_mlp, spoken_digits_cnn",
-        ),
+        ("experiment=fashion", f"experiment=fashion is invalid: use one of {', '.join(EXPERIMENTS)}"),
         ("trainer.max_epoch=3", "trainer.max_epoch is not a setting: did you mean trainer.max_epochs?"),
         ("seed=x", "seed='x' is invalid: Value 'x' of type 'str' could not be converted to Integer"),
         (
