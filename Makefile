@@ -24,11 +24,14 @@ params: $(STAMP)  ## regenerate params.yaml from conf/ (DVC's own Hydra composit
 run: params  ## the default study with DVC: prepare, train, evaluate, fit (cached: a second run does nothing)
 	dvc repro
 
-test: $(STAMP)  ## the whole suite, slow end-to-end tests included
-	$(PY) -m pytest --durations=10  # the slowest tests, to see what to trim first
+# pytest-xdist workers for the tests; each test file stays on one worker (its fixtures are shared)
+TEST_WORKERS ?= 2
+
+test: $(STAMP)  ## the whole suite, slow end-to-end tests included (TEST_WORKERS=2 processes)
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile --durations=10  # the slowest, to see what to trim
 
 test-fast: $(STAMP)  ## everything but the slow end-to-end tests
-	$(PY) -m pytest -m "not slow"
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile -m "not slow"
 
 bench: $(STAMP)  ## speed benchmarks (~12 min; need Fashion-MNIST): results in benchmarks/results/
 	$(PY) -m benchmarks.train_overhead
