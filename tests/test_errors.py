@@ -10,7 +10,6 @@ from hydra import compose, initialize_config_dir
 from scalelab.config import composition_error_line, one_line_composition_errors
 from tests.conftest import ROOT
 
-
 EXPERIMENTS = sorted(path.stem for path in (ROOT / "conf" / "experiment").glob("*.yaml"))
 
 

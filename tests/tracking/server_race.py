@@ -89,7 +89,8 @@ def main() -> None:
         lossy = sum(r.silently_lost > 0 for r in rounds)
         failed = sum(r.jobs - r.succeeded for r in rounds)
         lost = sum(r.silently_lost for r in rounds)
-        print(f"{label}: {lossy} of {args.rounds} rounds lost runs silently ({lost} runs); {failed} jobs failed")
+        print(f"{label}: {lossy} of {args.rounds} rounds lost runs silently ({lost} runs); ", end="")
+        print(f"{failed} jobs failed")
 
 
 if __name__ == "__main__":
