@@ -67,8 +67,8 @@ def test_joblib_multirun_gives_a_parent_with_evaluated_children_and_a_fit(prepar
     assert not (project / "outputs").exists()
 
 
-def test_a_diverging_rung_fails_with_its_reason_and_the_others_are_fitted(
-    prepared_project: Path, monkeypatch: pytest.MonkeyPatch
+def test_a_diverging_rung_fails_with_its_reason_the_others_are_fitted_and_a_rerun_trains_only_it(
+    prepared_project: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     project = prepared_project
     monkeypatch.chdir(project)
@@ -112,6 +112,30 @@ def test_a_diverging_rung_fails_with_its_reason_and_the_others_are_fitted(
     study = json.loads((project / "reports/sweeps/ladder/scaling.json").read_text())
     assert study["missing"] == ["s-s0"] and study["sizes"] == ["xs", "m", "l"]
     assert study["loss_vs_params"]["alpha"] > 0
+
+    # The same command again (the rung fixed) trains only the missing rung; the runs that
+    # finished are adopted by the new sweep, not trained twice.
+    monkeypatch.setattr(recorded, "fit", real_fit)
+    GlobalHydra.instance().clear()
+    try:
+        runpy.run_module("pipelines.train", run_name="__main__")
+    finally:
+        GlobalHydra.instance().clear()
+    adopted = re.findall(r"trained (\S+) before, in an earlier try of this sweep", capsys.readouterr().out)
+    assert sorted(adopted) == ["l-s0", "m-s0", "xs-s0"]
+    client = MlflowClient(f"sqlite:///{project}/mlflow.db")
+    [last] = client.search_runs([parent.info.experiment_id], "attributes.run_name = 'ladder'", max_results=1)
+    runs = client.search_runs([parent.info.experiment_id], "attributes.run_name != 'ladder'")
+    finished = sorted(r.info.run_name for r in runs if r.info.status == "FINISHED")
+    assert finished == ["mlp-l-s0", "mlp-m-s0", "mlp-s-s0", "mlp-xs-s0"], "each rung FINISHED once"
+    assert {r.data.tags["mlflow.parentRunId"] for r in runs if r.info.status == "FINISHED"} == {
+        last.info.run_id
+    }
+    assert last.info.status == "FINISHED" and "sweep.missing" not in last.data.tags
+    for finished_run in (r for r in runs if r.info.status == "FINISHED"):
+        assert len(client.get_metric_history(finished_run.info.run_id, "test/loss")) == 1, "evaluated once"
+    study = json.loads((project / "reports/sweeps/ladder/scaling.json").read_text())
+    assert study["missing"] == [] and study["sizes"] == ["xs", "s", "m", "l"]
 
 
 def test_a_sweep_whose_every_job_fails_says_so_and_fits_nothing(project: Path) -> None:

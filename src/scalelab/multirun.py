@@ -153,12 +153,14 @@ class SweepCallback(Callback):
             return
         if job_return.status != JobStatus.COMPLETED or not succeeded(job_return.return_value):
             return
+        from scalelab import compute_budget
         from scalelab.evaluation import evaluate_run
+        from scalelab.training.sweep_retry import evaluated
 
         task = _task_config(config)
-        evaluate_run(
-            dataclasses.replace(task, variant=job_variant(config, list(config.hydra.overrides.task)))
-        )
+        job = dataclasses.replace(task, variant=job_variant(config, list(config.hydra.overrides.task)))
+        if not evaluated(compute_budget.resolve(job)):  # not yet, in an earlier try of the sweep
+            evaluate_run(job)
 
     def _abandoned(self, task: Config, sweep_dir: str) -> None:
         """The command exits before its sweep ended (the launcher raised: a worker killed

@@ -214,11 +214,12 @@ def tag_runs(tracking: TrackingConfig, tags: dict[str, dict[str, str]]) -> None:
 def log_evaluation(
     tracking: TrackingConfig, run_id: str, metrics: dict[str, float], artifacts: list[Path]
 ) -> None:
-    """Add test metrics and report files to the training run `run_id`."""
+    """Add report files, then test metrics, to the training run `run_id`: a run with test
+    metrics has its whole evaluation (a sweep run again evaluates only the runs without)."""
     from mlflow.entities import Metric
 
     client = mlflow_client(tracking)
-    now = int(time.time() * 1000)
-    client.log_batch(run_id, metrics=[Metric(k, v, now, 0) for k, v in metrics.items()])
     for path in artifacts:
         client.log_artifact(run_id, str(path), artifact_path="evaluation")
+    now = int(time.time() * 1000)
+    client.log_batch(run_id, metrics=[Metric(k, v, now, 0) for k, v in metrics.items()])

@@ -21,6 +21,7 @@ from scalelab.tracking.store import ensure_experiment, mlflow_client, resolve_ur
 SWEEP_PARENT_ENV = "SCALELAB_SWEEP_PARENT_RUN_ID"
 PARENT_TAG = "mlflow.parentRunId"  # what the MLflow UI nests runs by
 NOTE_TAG = "mlflow.note.content"  # the run's description in the MLflow UI (Markdown)
+MISSING_TAG = "sweep.missing"  # the runs a finished sweep fitted without
 
 
 def _client(config: Config):
@@ -172,7 +173,7 @@ def finish_parent(
     if "credible" in summary:  # searchable: tags.`scaling.credible` = 'false'
         client.set_tag(parent_id, "scaling.credible", str(summary["credible"]).lower())
     if summary.get("missing"):
-        client.set_tag(parent_id, "sweep.missing", ", ".join(summary["missing"]))
+        client.set_tag(parent_id, MISSING_TAG, ", ".join(summary["missing"]))
     for path in files:
         if root is not None:
             folder = path.parent.relative_to(root).as_posix()

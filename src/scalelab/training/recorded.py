@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,10 +23,10 @@ from pytorch_lightning.utilities import rank_zero_only
 from scalelab import atomic, compute_budget, paths
 from scalelab.config import Config
 from scalelab.data.datamodule import PreparedDataModule
-from scalelab.tracking import logged_models, runs
+from scalelab.tracking import logged_models, runs, sweeps
 from scalelab.tracking.names import run_name
 from scalelab.tracking.store import resolve_uri
-from scalelab.training import addons, resume
+from scalelab.training import addons, resume, sweep_retry
 from scalelab.training.fit import fit
 from scalelab.training.saved import CHECKPOINT_FILE
 
@@ -48,6 +49,11 @@ def train_seed(config: Config) -> float | None:
     config = compute_budget.resolve(config)  # a budget buys its rung a training-set size
     size, seed, samples, variant = config.model.size, config.seed, config.data.train_samples, config.variant
     out_dir = paths.model_dir(size, seed, samples, variant)
+    key = paths.run_key(size, seed, samples, variant)
+    if (parent := os.environ.get(sweeps.SWEEP_PARENT_ENV)) and (done := sweep_retry.finished_before(config)):
+        sweeps.adopt(config, parent, done.run_ids)
+        print(f"trained {key} before, in an earlier try of this sweep: run {done.run_id} adopted")
+        return done.val_loss
     if config.trainer.lr_search:
         trained, trials = _search(config, out_dir)
     else:
@@ -57,7 +63,13 @@ def train_seed(config: Config) -> float | None:
     out = paths.train_reports(size, seed, samples=samples, variant=variant)
     atomic.write_json(out / "train_metrics.json", trained.metrics)
     write_history(paths.history_file(size, seed, samples=samples, variant=variant), trained.history)
-    run = {"run_id": trained.run_id, "size": size, "seed": seed, "first_step_at": trained.first_step_at}
+    run = {
+        "run_id": trained.run_id,
+        "size": size,
+        "seed": seed,
+        "first_step_at": trained.first_step_at,
+        "identity": sweep_retry.identity_digest(config),  # what a sweep run again compares
+    }
     if samples is not None:
         run["train_samples"] = samples
     if config.data.compute_budget is not None:  # the FLOPs that bought them: an IsoFLOP profile's C
@@ -68,8 +80,8 @@ def train_seed(config: Config) -> float | None:
         run["trial_run_ids"] = [trial["run_id"] for trial in trials]
         run["lr_grid"] = list(config.trainer.lr_search)
         atomic.write_json(out / LR_SEARCH_FILE, trials)
-    atomic.write_json(out / "run.json", run)
-    key, acc = paths.run_key(size, seed, samples, variant), trained.metrics["val/acc"]
+    atomic.write_json(out / sweep_retry.RUN_FILE, run)
+    acc = trained.metrics["val/acc"]
     print(f"trained {key}: val/acc={acc:.4f}, run {trained.run_id}")
     return trained.metrics["val/loss"]
 

@@ -48,10 +48,14 @@ def identity(
     }
 
 
+def digest(ident: dict[str, Any]) -> str:
+    """12 hex digits that name an identity."""
+    return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:12]
+
+
 def checkpoint_dir(key: str, ident: dict[str, Any]) -> Path:
     """`checkpoints/<key>-<12 hex of the identity>/` under the project root."""
-    digest = hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:12]
-    return Path(os.environ.get("DVC_ROOT", ".")) / "checkpoints" / f"{key}-{digest}"
+    return Path(os.environ.get("DVC_ROOT", ".")) / "checkpoints" / f"{key}-{digest(ident)}"
 
 
 @dataclass
