@@ -27,6 +27,7 @@ from scalelab.data import sources
 T = TypeVar("T")
 ROOT = Path(__file__).resolve().parents[1]
 FSDD = ROOT.parent / "shared/data/fsdd/recordings"  # the local copy of the spoken digits (CI has it)
+SHAKESPEARE = ROOT.parent / "shared/data/tinyshakespeare/input.txt"  # Tiny Shakespeare (CI has it)
 BIN = Path(sys.executable).parent  # the venv's bin: python, dvc, mlflow
 PROJECT_FILES = ("conf", "pipelines", "src", "dvc.yaml", ".gitignore")
 
@@ -57,6 +58,13 @@ def fsdd() -> Path:
     """The folder of the 3,000 FSDD WAVs."""
     require_dataset(FSDD, "the FSDD copy lives in ../shared/data/fsdd beside the checkout")
     return FSDD
+
+
+@pytest.fixture
+def shakespeare() -> Path:
+    """The local copy of Tiny Shakespeare's input.txt."""
+    require_dataset(SHAKESPEARE, "the Tiny Shakespeare copy lives in ../shared/data/tinyshakespeare")
+    return SHAKESPEARE
 
 
 def speech_subset(fsdd: Path, folder: Path) -> Path:

@@ -15,6 +15,12 @@ from scalelab.params_file import compose as compose_params
 from tests.conftest import ROOT, run
 
 CONF = ROOT / "conf"
+# a language model and its data come together
+TEXT_PARTNERS = {
+    ("data", "shakespeare"): ["model=gpt"],
+    ("data", "text"): ["model=gpt"],
+    ("model", "gpt"): ["data=shakespeare"],
+}
 
 
 def group_options() -> list[tuple[str, str]]:
@@ -33,10 +39,11 @@ def test_conf_has_the_groups_the_pipeline_needs() -> None:
 
 @pytest.mark.parametrize(("group", "option"), group_options())
 def test_every_config_file_composes_and_validates(group: str, option: str) -> None:
-    # on the digits smoke study, whose 2-D images every model family takes
+    # on the digits smoke study, whose 2-D images the image families take; text goes with model=gpt
     base = [] if group == "experiment" else ["experiment=digits_mlp"]
+    partner = TEXT_PARTNERS.get((group, option), [])
     with initialize_config_dir(str(CONF), version_base="1.3"):
-        cfg = compose("config", overrides=[*base, f"{group}={option}"])
+        cfg = compose("config", overrides=[*base, f"{group}={option}", *partner])
     config = load_config(cfg)
     assert isinstance(config, Config)
 
@@ -150,6 +157,24 @@ def test_the_smoke_study_keeps_the_seed_recipe_with_its_epochs_as_a_budget() -> 
         ),
         ({"trainer": {"zzz": 1}}, "trainer.zzz is not a setting: use one of max_epochs, batch_size, loss,"),
         ({"model": {"width": "abc"}}, "model.width='abc' is invalid: Value 'abc' of type 'str' could not be"),
+        (
+            {"data": {"name": "shakespeare", "_target_": "scalelab.data.text.shakespeare"}},
+            "model.name='mlp' is invalid: model=mlp reads images or signals and data=shakespeare gives "
+            "token windows; use model=gpt",
+        ),
+        (
+            {"model": {"_target_": "scalelab.models.gpt.gpt", "name": "gpt"}},
+            "model=gpt reads text and data=digits is not; use data=shakespeare or data=text data.root=PATH",
+        ),
+        (
+            {
+                "model": {"_target_": "scalelab.models.gpt.gpt", "name": "gpt"},
+                "data": {"name": "text", "_target_": "scalelab.data.text.text_file"},
+                "trainer": {"lr_scaling": "mup"},
+            },
+            "trainer.lr_scaling='mup' is invalid: model=gpt's readout is its token embedding",
+        ),
+        ({"data": {"context": 0}}, "data.context=0 is invalid: use >= 1"),
     ],
 )
 def test_bad_values_are_refused_in_one_line_naming_key_and_fix(override: dict, message: str) -> None:
@@ -183,7 +208,7 @@ def test_a_stage_refuses_a_bad_value_before_any_work(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("override", "line"),
     [
-        ("model=transformer", "model=transformer is invalid: use one of cnn, mlp"),
+        ("model=transformer", "model=transformer is invalid: use one of cnn, gpt, mlp"),
         (
             "model.width=abc",
             "model.width='abc' is invalid: Value 'abc' of type 'str' could not be converted to Integer",

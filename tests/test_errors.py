@@ -26,7 +26,7 @@ def compose_error(override: str) -> Exception:
 @pytest.mark.parametrize(
     ("override", "line"),
     [
-        ("model=transformer", "model=transformer is invalid: use one of cnn, mlp"),
+        ("model=transformer", "model=transformer is invalid: use one of cnn, gpt, mlp"),
         ("experiment=fashion", f"experiment=fashion is invalid: use one of {', '.join(EXPERIMENTS)}"),
         ("trainer.max_epoch=3", "trainer.max_epoch is not a setting: did you mean trainer.max_epochs?"),
         ("seed=x", "seed='x' is invalid: Value 'x' of type 'str' could not be converted to Integer"),
@@ -56,7 +56,8 @@ def test_hydras_report_is_replaced_by_one_line_and_status_2(capsys: pytest.Captu
     with pytest.raises(SystemExit) as stopped:
         main()
     assert stopped.value.code == 2
-    assert capsys.readouterr().err == "scalelab: error: model=transformer is invalid: use one of cnn, mlp\n"
+    expected = "scalelab: error: model=transformer is invalid: use one of cnn, gpt, mlp\n"
+    assert capsys.readouterr().err == expected
     assert "HYDRA_FULL_ERROR" not in os.environ, "the switch is the call's, not the process's"
 
 

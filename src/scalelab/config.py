@@ -30,8 +30,12 @@ from scalelab.errors import ConfigError
 F = TypeVar("F", bound=Callable[..., Any])
 
 # The built-in datasets (conf/data/), whose rules `check` knows; any other is a user's own.
-DATASETS = ("digits", "mnist1d", "fashion_mnist", "mnist", "spoken_digits")
+DATASETS = ("digits", "mnist1d", "fashion_mnist", "mnist", "spoken_digits", "shakespeare", "text")
+HELD_OUT = ("digits", "shakespeare", "text")  # no official test split: prepare holds one out
+TEXT_DATASETS = ("shakespeare", "text")  # token windows, for a language model
 CNN_FAMILY = "scalelab.models.cnn.cnn"
+MLP_FAMILY = "scalelab.models.mlp.mlp"
+GPT_FAMILY = "scalelab.models.gpt.gpt"
 INITS = ("xavier_uniform", "xavier_normal", "kaiming_uniform", "kaiming_normal", "torch_default")
 LOSSES = ("cross_entropy", "mse")
 LR_SCHEDULES = ("constant", "cosine")
@@ -78,6 +82,7 @@ class DataConfig:
     # training FLOPs buy at the run's size over trainer.max_epochs (scalelab/compute_budget.py).
     compute_budget: float | None = None
     audio: AudioConfig = field(default_factory=AudioConfig)  # spoken_digits only
+    context: int = 128  # text datasets only: characters a language model sees at once
 
 
 @dataclass
@@ -297,12 +302,12 @@ def check(cfg: Config) -> None:
     )
     _require(_dotted(d._target_), "data._target_", d._target_, "give a loader's dotted path")
     _require(0 < d.val_fraction < 1, "data.val_fraction", d.val_fraction, "use 0 < x < 1")
-    if d.name == "digits":
+    if d.name in HELD_OUT:
         _require(
             d.test_fraction is not None and 0 < d.test_fraction < 1,
             "data.test_fraction",
             d.test_fraction,
-            "digits has no official test split; use 0 < x < 1 (data=digits sets 0.2)",
+            f"{d.name} has no official test split; use 0 < x < 1 (conf/data/{d.name}.yaml sets one)",
         )
     elif d.name in DATASETS:
         _require(
@@ -317,6 +322,7 @@ def check(cfg: Config) -> None:
         d.val_fraction,
         "val_fraction + test_fraction must be < 1",
     )
+    _require(d.context >= 1, "data.context", d.context, "use >= 1 (characters a language model sees at once)")
     subset = d.train_samples
     _require(subset is None or subset >= 1, "data.train_samples", subset, "use >= 1 or null")
     budget = d.compute_budget
@@ -338,6 +344,7 @@ def check(cfg: Config) -> None:
         m.name,
         "model=cnn takes 2-D inputs and data=mnist1d gives 1-D signals; use model=mlp",
     )
+    _check_text(cfg)
     _require(bool(m.ladder), "model.ladder", m.ladder, "the model needs a size ladder")
     _require(m.size in m.ladder, "model.size", m.size, f"use one of {', '.join(m.ladder)}")
     for size, rung in m.ladder.items():
@@ -469,6 +476,34 @@ def resolve_target(path: str, key: str, fix: str) -> Any:
 def _dotted(path: str) -> bool:
     """Whether `path` looks like `package.module.name` (whether it imports is found on use)."""
     return len(path.split(".")) >= 2 and all(part.isidentifier() for part in path.split("."))
+
+
+def _check_text(cfg: Config) -> None:
+    """Language models on text, the other built-in families on everything else."""
+    d, m, t = cfg.data, cfg.model, cfg.trainer
+    _require(
+        not (d.name in TEXT_DATASETS and m._target_ in (MLP_FAMILY, CNN_FAMILY)),
+        "model.name",
+        m.name,
+        f"model={m.name} reads images or signals and data={d.name} gives token windows; use model=gpt",
+    )
+    _require(
+        not (m._target_ == GPT_FAMILY and d.name in DATASETS and d.name not in TEXT_DATASETS),
+        "model.name",
+        m.name,
+        f"model=gpt reads text and data={d.name} is not; use data=shakespeare or data=text data.root=PATH",
+    )
+    if m._target_ == GPT_FAMILY:
+        _require(
+            t.loss == "cross_entropy", "trainer.loss", t.loss, "a language model trains on cross_entropy"
+        )
+        _require(
+            t.lr_scaling == "constant",
+            "trainer.lr_scaling",
+            t.lr_scaling,
+            "model=gpt's readout is its token embedding, which this μP rule would zero; use constant "
+            "(or search rates per rung with trainer.lr_search)",
+        )
 
 
 def _check_cnn_fits(cfg: Config) -> None:

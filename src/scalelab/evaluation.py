@@ -178,7 +178,10 @@ def evaluate_run(config: Config) -> dict[str, float]:
     out = paths.run_reports(size, seed, samples=samples, variant=variant)
     net, meta = load_network(paths.model_dir(size, seed, samples, variant) / CHECKPOINT_FILE)
     data_dir = paths.prepared_dir(config.data.name)
-    classes = read_manifest(data_dir)["class_names"]
+    manifest = read_manifest(data_dir)
+    if manifest.get("kind") == "text":
+        return _evaluate_text(config, net, meta, manifest, out)
+    classes = manifest["class_names"]
     x, y = load_split(data_dir, "test")
     logits = predict(net, x)
     metrics, confusion = score(logits, y, meta["loss"])
@@ -198,6 +201,28 @@ def evaluate_run(config: Config) -> dict[str, float]:
     if meta["run_id"]:
         files = [out / file for file in (*EVALUATION_FILES, "metrics.json")]
         runs.log_evaluation(config.tracking, meta["run_id"], metrics, files)
+    return metrics
+
+
+def _evaluate_text(config: Config, net: nn.Module, meta: dict, manifest: dict, out: Path) -> dict[str, float]:
+    """A language model's evaluation: bits per character and a text sample (text_evaluation.py)."""
+    from scalelab.data.split_files import load_split
+    from scalelab.text_evaluation import SAMPLE_FILE, score_text, write_sample
+    from scalelab.tracking import runs
+
+    x, y = load_split(paths.prepared_dir(config.data.name), "test")
+    metrics, predicted = score_text(net, x, y)
+    atomic.write_json(out / "metrics.json", metrics)
+    # one row per test character: which characters the model confuses (the champion's: a DVC plot)
+    chars = manifest["class_names"]
+    pairs = zip(y.flatten().tolist(), predicted.flatten().tolist(), strict=True)
+    rows = ({"actual": chars[t], "predicted": chars[p]} for t, p in pairs)
+    atomic.write_csv(out / "predictions.csv", rows, ["actual", "predicted"])
+    write_sample(out / SAMPLE_FILE, net, x, manifest)
+    if meta["run_id"]:
+        runs.log_evaluation(
+            config.tracking, meta["run_id"], metrics, [out / SAMPLE_FILE, out / "metrics.json"]
+        )
     return metrics
 
 

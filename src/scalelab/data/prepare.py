@@ -10,7 +10,7 @@ import torch
 
 from scalelab import atomic, paths
 from scalelab.config import DataConfig
-from scalelab.data import sources, split_files
+from scalelab.data import sources, split_files, text
 from scalelab.errors import ConfigError, DataError
 
 
@@ -62,6 +62,8 @@ def prepare(cfg: DataConfig) -> Path:
     """Load (`data._target_`), validate, split and normalise `cfg.name`; write it atomically;
     return its folder."""
     raw = sources.load(cfg)
+    if isinstance(raw, text.RawText):  # a corpus: tokens in windows, not samples and labels
+        return text.prepare_text(cfg, raw)
     validate(raw, cfg.name)
     if raw.val_x is not None and raw.val_y is not None:  # the dataset's own, fixed split
         if raw.test_x is None or raw.test_y is None:

@@ -25,6 +25,7 @@ import numpy as np
 from scalelab.atomic import atomic_path
 from scalelab.config import DataConfig, resolve_target
 from scalelab.data import idx
+from scalelab.data.text import RawText
 from scalelab.errors import ConfigError, DataError
 
 DIGIT_NAMES = tuple(str(d) for d in range(10))
@@ -101,15 +102,15 @@ class RawDataset:
     about: dict[str, Any] = field(default_factory=dict)
 
 
-def load(cfg: DataConfig) -> RawDataset:
-    """The raw dataset `cfg._target_`'s loader returns for `cfg`."""
+def load(cfg: DataConfig) -> RawDataset | RawText:
+    """The raw dataset (or text corpus) `cfg._target_`'s loader returns for `cfg`."""
     fix = "give the dotted path of a function that takes the data config and returns a RawDataset"
     loader = resolve_target(cfg._target_, "data._target_", fix)
     raw = loader(cfg)
-    if not isinstance(raw, RawDataset):
+    if not isinstance(raw, RawDataset | RawText):
         raise ConfigError(
             f"data._target_={cfg._target_!r} returned a {type(raw).__name__}; "
-            "return a scalelab.data.sources.RawDataset"
+            "return a scalelab.data.sources.RawDataset (or a scalelab.data.text.RawText)"
         )
     return raw
 

@@ -1,7 +1,8 @@
 """The on-disk format of a prepared dataset: `{train,val,test}.pt` tensors and `manifest.json`.
 
 Each split file holds `{"x": (N, C, H, W), "y": int64 (N,)}` and optionally per-sample groups
-such as `"speaker": [str]`. `x` is stored as it came (uint8 pixels, float32 spectrograms);
+such as `"speaker": [str]`; a text dataset's, `{"x": (N, context), "y": (N, context)}` token ids
+(`scalelab.data.text`). `x` is stored as it came (uint8 pixels, float32 spectrograms);
 the manifest says how to normalise it, and records counts, shapes, class names and the
 SHA-256 of every input and output. `load_split` hands out normalised float32.
 """
@@ -61,6 +62,8 @@ def load_split(folder: str | Path, split: str) -> tuple[torch.Tensor, torch.Tens
             f"{path} is missing or outdated: run `dvc repro prepare` (or python -m pipelines.prepare)"
         )
     data = load_torch(path, keys=("x", "y"))
+    if normalisation.get("tokens"):  # a text dataset: token ids in, next token ids out
+        return data["x"].long(), data["y"].long()
     x = data["x"].to(torch.float32) / normalisation["divide_by"]
     if normalisation["standardized"]:
         x = (x - normalisation["mean"]) / normalisation["std"]

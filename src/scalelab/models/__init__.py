@@ -54,6 +54,14 @@ def build(cfg: ModelConfig, input_shape: list[int], num_classes: int) -> nn.Modu
     return model
 
 
+def scaling_params(model: nn.Module) -> int:
+    """N of the scaling law (`model/params`): every parameter, unless the family counts its own
+    with a `scaling_params()` method (`model=gpt`: non-embedding parameters, as Kaplan et al.)."""
+    if counted := getattr(model, "scaling_params", None):
+        return int(counted())
+    return count_parameters(model)[0]
+
+
 def count_parameters(model: nn.Module) -> tuple[int, int]:
     """(total, trainable) parameter counts."""
     total = sum(p.numel() for p in model.parameters())

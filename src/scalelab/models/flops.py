@@ -22,7 +22,11 @@ def training_flops_per_sample(net: nn.Module, input_shape: list[int], batch: int
     """FLOPs of one forward + backward pass per sample (optimizer step excluded).
 
     Counted on a copy: a training-mode pass would move a trained network's batch-norm statistics.
+    A family that knows its count says so with a `training_flops_per_sample()` method (`model=gpt`:
+    Kaplan et al.'s per-token count times the context).
     """
+    if counted := getattr(net, "training_flops_per_sample", None):
+        return int(counted())
     probe = copy.deepcopy(net).train()
     device = next(probe.parameters()).device
     x = torch.zeros(batch, *input_shape, device=device)

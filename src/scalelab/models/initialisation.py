@@ -15,7 +15,8 @@ _WEIGHT_INITS = {
 def initialise(model: nn.Module, scheme: str) -> None:
     """Re-initialise every Linear/Conv weight with `scheme` and zero its bias, in place.
 
-    `torch_default` keeps PyTorch's own initialisation (Kaiming-uniform with a=sqrt(5)).
+    `torch_default` keeps the initialisation the network was built with: PyTorch's own
+    (Kaiming-uniform with a=sqrt(5)) for plain layers, the family's where it sets one (`model=gpt`).
     """
     if scheme == "torch_default":
         return

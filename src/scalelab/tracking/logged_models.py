@@ -41,7 +41,8 @@ def log_model(net: Any, input_example: Any) -> None:
     import torch
     from mlflow.models import infer_signature
 
-    example = np.asarray(input_example, dtype=np.float32)
+    example = np.asarray(input_example)  # token ids stay integers; everything else is float32
+    example = example.astype(np.int64 if np.issubdtype(example.dtype, np.integer) else np.float32)
     with torch.no_grad():
         output = net(torch.from_numpy(example)).numpy()
     mlflow.pytorch.log_model(

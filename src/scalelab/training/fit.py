@@ -22,7 +22,7 @@ from scalelab.atomic import atomic_path
 from scalelab.config import ModelConfig, TrainerConfig
 from scalelab.data.datamodule import PreparedDataModule
 from scalelab.errors import ConfigError
-from scalelab.models import build, count_parameters, rung
+from scalelab.models import build, count_parameters, rung, scaling_params
 from scalelab.models.flops import training_flops_per_sample
 from scalelab.readback import load_torch
 from scalelab.training import width_scaling
@@ -157,6 +157,7 @@ def fit(
         meta,
         width_ratio,
         trainer_cfg.gradient_clip_val,
+        per_token=manifest.get("kind") == "text",
     )
     history = None
     if run_id and tracking_uri:
@@ -200,12 +201,14 @@ def fit(
     best_epoch = load_best(net, Path(best.best_model_path))
     stopped_epoch = len(epochs.history) - 1
     total, trainable = count_parameters(net)
+    params = scaling_params(net)  # N of the law: all of them, or what the family counts (gpt)
     train_size = len(data.splits["train"][1])
     samples = len(epochs.history) * train_size
     flops_per_sample = training_flops_per_sample(net, manifest["input_shape"])
     # Counts, throughput and how training ended, logged once: the per-epoch metrics are in the run.
     summary = {
-        "model/params": total,
+        "model/params": params,
+        "model/total_params": total,
         "model/trainable_params": trainable,
         "model/flops_per_sample": flops_per_sample,
         "train/flops": flops_per_sample * samples,

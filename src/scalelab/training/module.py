@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import pytorch_lightning as pl
@@ -38,7 +39,8 @@ class EpochStats(Metric):
     def update(self, predicted: torch.Tensor, y: torch.Tensor, loss_sum: torch.Tensor) -> None:
         """Add samples: their predicted and true classes, and the sum of their losses."""
         # In place: rebinding a state (`+=`) goes through Metric.__setattr__, ~5 us each
-        self.confusion.add_(torch.bincount(y * self.num_classes + predicted, minlength=self.num_classes**2))
+        cells = (y * self.num_classes + predicted).flatten()  # a language model's: every token
+        self.confusion.add_(torch.bincount(cells, minlength=self.num_classes**2))
         self.loss_sum.add_(loss_sum.detach())
         self.count.add_(len(y))
 
@@ -93,6 +95,7 @@ class Classifier(pl.LightningModule):
         meta: dict[str, Any] | None = None,
         width_ratio: float | None = None,
         gradient_clip_val: float | None = None,
+        per_token: bool = False,
     ) -> None:
         super().__init__()
         self.automatic_optimization = False
@@ -105,6 +108,7 @@ class Classifier(pl.LightningModule):
         self.meta = meta or {}  # what made this model: stored in every checkpoint
         self.width_ratio = width_ratio  # width / base_width under μP (width_scaling.py); None: off
         self.gradient_clip_val = gradient_clip_val  # the gradient's largest norm; None: not clipped
+        self.per_token = per_token  # a character-level language model: also log bits per character
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
@@ -115,6 +119,8 @@ class Classifier(pl.LightningModule):
         monitoring callbacks (EarlyStopping, ModelCheckpoint(monitor=...)) read."""
         stats = getattr(self, f"{split}_stats")
         metrics = {f"{split}/{k}": float(v) for k, v in stats.compute().items()} | extra
+        if self.per_token:  # nats per character -> bits per character
+            metrics[f"{split}/bpc"] = metrics[f"{split}/loss"] / math.log(2)
         stats.reset()
         self.epoch_metrics.update(metrics)
         self.log_dict(metrics, on_step=False, on_epoch=True)

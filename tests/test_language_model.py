@@ -1,0 +1,89 @@
+"""The Transformer language-model family on text, through the same paths as every family:
+`dvc repro` of a tiny ladder (prepare, train, evaluate, fit) and a Hydra multirun — on a slice of
+Tiny Shakespeare, tiny rungs and one epoch (CI time matters)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from pathlib import Path
+
+import pytest
+from mlflow import MlflowClient
+
+from scalelab.text_evaluation import PROMPT_CHARS, SAMPLE_CHARS
+from tests.conftest import run
+
+pytestmark = pytest.mark.slow
+
+CORPUS_CHARS = 60_000  # 54,000 train, 3,000 validation, 3,000 test characters
+TINY = [
+    "model=gpt",
+    "data=text",
+    "data.context=32",
+    "model.ladder.xs.width=16",  # 16, 32, 48 wide: three rungs in seconds
+    "model.ladder.s.width=32",
+    "model.ladder.m.width=48",
+    "model.ladder.m.depth=1",
+    "trainer.max_epochs=1",
+    "trainer.batch_size=32",
+    "trainer.progress_bar=false",
+    "sweep.sizes=[xs,s,m]",
+    "sweep.seeds=[0]",
+    "sweep.bootstrap=20",
+]
+
+
+@pytest.fixture
+def corpus(shakespeare: Path, tmp_path: Path) -> Path:
+    """The first 60,000 characters of Tiny Shakespeare as a user's own text file."""
+    path = tmp_path / "corpus.txt"
+    path.write_text(shakespeare.read_text()[:CORPUS_CHARS])
+    return path
+
+
+def test_a_gpt_ladder_on_text_through_dvc_repro(project: Path, corpus: Path) -> None:
+    run(["python", "-m", "scalelab.params_file", *TINY, f"data.root={corpus}"], project)
+    run(["dvc", "repro"], project)
+
+    manifest = json.loads((project / "data/prepared/text/manifest.json").read_text())
+    assert manifest["input_shape"] == [32] and manifest["splits"]["train"]["count"] == (54_000 - 1) // 32
+    trained = json.loads((project / "reports/train/xs/s0/train_metrics.json").read_text())
+    vocab, w = manifest["num_classes"], 16
+    assert trained["model/params"] == 12 * w * w + 13 * w + 2 * w, "N is the non-embedding count"
+    assert trained["model/total_params"] == trained["model/params"] + vocab * w + 32 * w
+    assert trained["model/flops_per_sample"] == 32 * (6 * trained["model/params"] + 6 * 1 * 32 * w)
+    assert trained["val/bpc"] == pytest.approx(trained["val/loss"] / math.log(2))
+    tested = json.loads((project / "reports/runs/xs/s0/metrics.json").read_text())
+    assert set(tested) == {"test/loss", "test/bpc", "test/acc"}
+    assert tested["test/bpc"] < math.log2(vocab), "one epoch beats guessing characters uniformly"
+
+    sample = (project / "reports/runs/xs/s0/sample.txt").read_text()
+    test_start = manifest["split"]["spans"]["test"][0]
+    assert sample[:PROMPT_CHARS] == corpus.read_text()[test_start : test_start + PROMPT_CHARS]
+    assert len(sample) == PROMPT_CHARS + SAMPLE_CHARS and set(sample) <= set(manifest["vocab"])
+    with (project / "reports/best_predictions.csv").open() as table:
+        rows = list(csv.DictReader(table))
+    assert len(rows) == manifest["tokens"]["test"] and set(rows[0]) == {"actual", "predicted"}
+
+    study = json.loads((project / "reports/scaling.json").read_text())
+    assert study["sizes"] == ["xs", "s", "m"] and study["runs"] == 3
+    client = MlflowClient(f"sqlite:///{project}/mlflow.db")
+    experiment = client.get_experiment_by_name("text-gpt")
+    runs = {r.info.run_name: r for r in client.search_runs([experiment.experiment_id])}
+    xs = runs["gpt-xs-s0"]
+    assert xs.data.metrics["test/bpc"] == pytest.approx(tested["test/bpc"])
+    shown = {a.path for a in client.list_artifacts(xs.info.run_id, "evaluation")}
+    assert {"evaluation/sample.txt", "evaluation/metrics.json"} <= shown
+    assert xs.outputs.model_outputs, "the trained model is logged"
+
+
+def test_a_gpt_ladder_on_text_through_a_hydra_multirun(project: Path, corpus: Path) -> None:
+    overrides = [o for o in TINY if not o.startswith("sweep.")] + [f"data.root={corpus}"]
+    run(["python", "-m", "pipelines.prepare", *overrides], project)
+    sweep = ["model.size=xs,s,m", "sweep.bootstrap=20", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2"]
+    result = run(["python", "-m", "pipelines.train", "-m", *overrides, *sweep], project)
+    assert "3 runs fitted" in result.stdout
+    for size in ("xs", "s", "m"):
+        assert (project / f"reports/runs/{size}/s0/sample.txt").is_file()
