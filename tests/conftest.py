@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import gzip
 import http.server
@@ -240,6 +241,25 @@ def digits(tmp_path_factory: pytest.TempPathFactory) -> Path:
     with pytest.MonkeyPatch.context() as mp:
         mp.chdir(root)
         return root / prepare(DataConfig(name="digits", test_fraction=0.2))
+
+
+@pytest.fixture(scope="module")
+def tiny_text(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A prepared made-up corpus (data=text, 16-character windows, 2,170 windows to train on),
+    once per module: quick enough for language-model training tests."""
+    from scalelab.config import DataConfig
+    from scalelab.data.prepare import prepare
+
+    root = tmp_path_factory.mktemp("text")
+    rng = np.random.default_rng(0)
+    words = ["to", "be", "or", "not", "that", "is", "the", "question", "whether", "tis", "nobler"]
+    corpus = root / "corpus.txt"
+    lines = (" ".join(rng.choice(words, 10)) for _ in range(800))
+    corpus.write_text("\n".join(lines) + "\n")
+    config = DataConfig(_target_="scalelab.data.text.text_file", name="text", root=str(corpus), context=16)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(root)
+        return root / prepare(dataclasses.replace(config, val_fraction=0.05, test_fraction=0.05))
 
 
 @pytest.fixture

@@ -38,7 +38,7 @@ MLP_FAMILY = "scalelab.models.mlp.mlp"
 GPT_FAMILY = "scalelab.models.gpt.gpt"
 INITS = ("xavier_uniform", "xavier_normal", "kaiming_uniform", "kaiming_normal", "torch_default")
 LOSSES = ("cross_entropy", "mse")
-LR_SCHEDULES = ("constant", "cosine")
+LR_SCHEDULES = ("constant", "cosine", "warmup_cosine")
 LR_SCALINGS = ("constant", "mup")
 PRECISIONS = ("32-true", "bf16-mixed")
 
@@ -138,7 +138,13 @@ class TrainerConfig:
     # "constant": the seed's (Keras' Adam). "cosine": decays once an epoch from optimizer.lr
     # towards 0 at max_epochs, so each size is measured at the end of its training rather than
     # at a random point of its noise (Hoffmann et al. 2022, App. B: one cycle per training).
+    # "warmup_cosine": per optimiser step, linear warm-up from 0 over warmup_steps, then a cosine
+    # down to 10% of optimizer.lr at the last step (Hoffmann et al. 2022, §3 and App. B).
     lr_schedule: str = "constant"
+    warmup_steps: int = 0  # lr_schedule=warmup_cosine's linear warm-up
+    # A language model's budget instead of max_epochs: this many training tokens, i.e.
+    # ceil(max_tokens / (batch_size x data.context)) optimiser steps (training/budget.py).
+    max_tokens: int | None = None
     # "constant": optimizer.lr for every parameter of every rung. "mup": μP's rule for Adam
     # (training/width_scaling.py): hidden and readout weights at lr * base_width / width.
     lr_scaling: str = "constant"
@@ -359,6 +365,16 @@ def check(cfg: Config) -> None:
     _require(m.init in INITS, "model.init", m.init, f"use one of {', '.join(INITS)}")
     _require(t.max_epochs >= 1, "trainer.max_epochs", t.max_epochs, "use >= 1")
     _require(t.batch_size >= 1, "trainer.batch_size", t.batch_size, "use >= 1")
+    _require(t.warmup_steps >= 0, "trainer.warmup_steps", t.warmup_steps, "use >= 0")
+    _require(
+        t.max_tokens is None or t.max_tokens >= 1, "trainer.max_tokens", t.max_tokens, "use >= 1 or null"
+    )
+    _require(
+        t.max_tokens is None or d.name not in DATASETS or d.name in TEXT_DATASETS,
+        "trainer.max_tokens",
+        t.max_tokens,
+        f"a token budget is for a language model on text and data={d.name} is not; use trainer.max_epochs",
+    )
     es = t.early_stopping
     _require(es.patience >= 1, "trainer.early_stopping.patience", es.patience, "use >= 1")
     _require(es.min_delta >= 0, "trainer.early_stopping.min_delta", es.min_delta, "use >= 0")

@@ -57,3 +57,49 @@ def test_a_resumed_dropout_network_matches_an_uninterrupted_one(
     assert {k: v for k, v in through.metrics.items() if k not in timing} == {
         k: v for k, v in resumed.metrics.items() if k not in timing
     }
+
+
+def test_a_resumed_language_model_under_a_token_budget_matches_an_uninterrupted_one(
+    tiny_text: Path, tmp_path: Path
+) -> None:
+    """The per-step warm-up + cosine schedule and the cut last epoch resume exactly too."""
+    gpt = ModelConfig(
+        _target_="scalelab.models.gpt.gpt",
+        name="gpt",
+        size="t",
+        ladder={"t": {"width": 16, "depth": 1}},
+        kwargs={"dropout": 0.1},
+        init="torch_default",
+    )
+    trainer = TrainerConfig(
+        batch_size=64,
+        max_tokens=80_000,  # 79 steps: two epochs of 34 and 11 steps of a third
+        lr_schedule="warmup_cosine",
+        warmup_steps=5,
+        optimizer={"_target_": "torch.optim.AdamW", "lr": 3e-3},
+        progress_bar=False,
+    )
+
+    def train_gpt(out: str, callbacks: list[pl.Callback] | None = None):
+        data = PreparedDataModule(tiny_text, trainer.batch_size, 0, trainer.steps_per_call)
+        return fit(
+            gpt,
+            trainer,
+            data,
+            seed=0,
+            out_dir=tmp_path / out,
+            checkpoints=tmp_path / f"ckpt-{out}",
+            callbacks=callbacks,
+        )
+
+    through = train_gpt("a")
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        train_gpt("b", [Crash(at=2)])
+    resumed = train_gpt("b")
+    a, b = through.net.state_dict(), resumed.net.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    timing = ("train/seconds", "train/samples_per_second")
+    assert {k: v for k, v in through.metrics.items() if k not in timing} == {
+        k: v for k, v in resumed.metrics.items() if k not in timing
+    }
+    assert len(resumed.history) == 3 and through.history[-1]["train/lr"] == resumed.history[-1]["train/lr"]

@@ -12,6 +12,7 @@ import torch
 
 from scalelab.data.split_files import load_split, read_manifest
 from scalelab.errors import DataError
+from scalelab.training.budget import steps_per_epoch
 
 SUBSET_STREAM = 2**31 - 1  # the seed's random stream for the data axis, apart from its epochs'
 
@@ -41,6 +42,9 @@ class InMemoryBatches:
     would, and DDP's averaged gradient is that batch's (equal shares: `batch_size` divisible by
     `world`). A last batch too small to give every process a sample is dropped, since every
     process must take the same number of steps.
+
+    With `max_batches` (a token budget's steps, over all epochs), the epoch that reaches it is
+    cut short there and later epochs are empty.
     """
 
     def __init__(
@@ -52,18 +56,23 @@ class InMemoryBatches:
         seed: int = 0,
         rank: int = 0,
         world: int = 1,
+        max_batches: int | None = None,
     ) -> None:
         self.x, self.y, self.batch_size, self.shuffle = x, y, batch_size, shuffle
         self.seed, self.epoch = seed, 0
         self.rank, self.world = rank, world
+        self.max_batches = max_batches
 
     def set_epoch(self, epoch: int) -> None:
         """Choose the batch order of `epoch` (0-based)."""
         self.epoch = epoch
 
     def __len__(self) -> int:
-        full, rest = divmod(len(self.y), self.batch_size)
-        return full + (rest >= self.world)
+        """Batches in the current epoch."""
+        per_epoch = steps_per_epoch(len(self.y), self.batch_size, self.world)
+        if self.max_batches is None:
+            return per_epoch
+        return max(0, min(per_epoch, self.max_batches - self.epoch * per_epoch))
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         n = len(self.y)
@@ -132,6 +141,7 @@ class PreparedDataModule(pl.LightningDataModule):
         self.eval_batch_size = max(eval_batch_size, batch_size)
         self.manifest = read_manifest(self.folder)
         self.splits: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+        self.max_steps: int | None = None  # a token budget's steps (training/budget.py)
 
     def setup(self, stage: str | None = None) -> None:
         """Load the splits the stage needs (once)."""
@@ -164,8 +174,15 @@ class PreparedDataModule(pl.LightningDataModule):
         return {"rank": trainer.global_rank, "world": trainer.world_size} if trainer else {}
 
     def train_dataloader(self) -> Grouped:
+        """The training batches; under a token budget, made again each epoch (Lightning's
+        `reload_dataloaders_every_n_epochs=1`) so that the epoch it cuts short has its true length,
+        and Lightning validates at that epoch's end."""
         x, y = self.splits["train"]
-        batches = InMemoryBatches(x, y, self.batch_size, shuffle=True, seed=self.seed, **self._shard())
+        batches = InMemoryBatches(
+            x, y, self.batch_size, shuffle=True, seed=self.seed, max_batches=self.max_steps, **self._shard()
+        )
+        if self.trainer is not None:
+            batches.set_epoch(self.trainer.current_epoch)
         return Grouped(batches, self.steps_per_call)
 
     def _eval_batches(self, split: str) -> InMemoryBatches:

@@ -26,6 +26,7 @@ from scalelab.models import build, count_parameters, rung, scaling_params
 from scalelab.models.flops import training_flops_per_sample
 from scalelab.readback import load_torch
 from scalelab.training import width_scaling
+from scalelab.training.budget import budget
 from scalelab.training.checkpoints import BEST, LAST, AtomicCheckpointIO, EpochCheckpoint
 from scalelab.training.module import Classifier, EpochMetricsBar
 from scalelab.training.precision import LeanPrecision
@@ -147,6 +148,11 @@ def fit(
             )
         width_ratio = width / trainer_cfg.base_width
     meta = {**identity(model_cfg, trainer_cfg, manifest, seed), "loss": trainer_cfg.loss, "run_id": run_id}
+    text = manifest.get("kind") == "text"
+    train_size = data.train_samples or manifest["splits"]["train"]["count"]
+    world = trainer_cfg.devices if trainer_cfg.strategy == "ddp" else 1
+    length = budget(trainer_cfg, train_size, manifest["input_shape"][0] if text else None, world)
+    data.max_steps = length.steps
     module = Classifier(
         net,
         manifest["num_classes"],
@@ -157,7 +163,9 @@ def fit(
         meta,
         width_ratio,
         trainer_cfg.gradient_clip_val,
-        per_token=manifest.get("kind") == "text",
+        per_token=text,
+        total_steps=length.total_steps,
+        warmup_steps=trainer_cfg.warmup_steps,
     )
     history = None
     if run_id and tracking_uri:
@@ -170,7 +178,9 @@ def fit(
     stopping = trainer_cfg.early_stopping
     best = best_weights(scratch)
     trainer = pl.Trainer(
-        max_epochs=trainer_cfg.max_epochs,
+        max_epochs=length.epochs,
+        # a token budget cuts its last epoch short: that epoch's loader must know its length
+        reload_dataloaders_every_n_epochs=1 if length.steps is not None else 0,
         accelerator=trainer_cfg.accelerator,
         devices=trainer_cfg.devices,
         strategy=trainer_cfg.strategy,
@@ -202,8 +212,10 @@ def fit(
     stopped_epoch = len(epochs.history) - 1
     total, trainable = count_parameters(net)
     params = scaling_params(net)  # N of the law: all of them, or what the family counts (gpt)
-    train_size = len(data.splits["train"][1])
-    samples = len(epochs.history) * train_size
+    if length.steps is None:
+        samples = len(epochs.history) * train_size
+    else:  # the epoch a token budget cut short saw only its full batches
+        samples = length.samples_seen(trainer.global_step, train_size, trainer_cfg.batch_size)
     flops_per_sample = training_flops_per_sample(net, manifest["input_shape"])
     # Counts, throughput and how training ended, logged once: the per-epoch metrics are in the run.
     summary = {
@@ -213,6 +225,7 @@ def fit(
         "model/flops_per_sample": flops_per_sample,
         "train/flops": flops_per_sample * samples,
         "train/samples_seen": samples,
+        **({"train/tokens": samples * manifest["input_shape"][0]} if text else {}),
         "data/train_samples": train_size,  # D of a joint law L(N, D): the training set's size
         "train/seconds": epochs.seconds,
         "train/samples_per_second": samples / epochs.seconds,

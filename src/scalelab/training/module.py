@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any
 
@@ -96,6 +97,8 @@ class Classifier(pl.LightningModule):
         width_ratio: float | None = None,
         gradient_clip_val: float | None = None,
         per_token: bool = False,
+        total_steps: int = 1,
+        warmup_steps: int = 0,
     ) -> None:
         super().__init__()
         self.automatic_optimization = False
@@ -109,6 +112,7 @@ class Classifier(pl.LightningModule):
         self.width_ratio = width_ratio  # width / base_width under μP (width_scaling.py); None: off
         self.gradient_clip_val = gradient_clip_val  # the gradient's largest norm; None: not clipped
         self.per_token = per_token  # a character-level language model: also log bits per character
+        self.total_steps, self.warmup_steps = total_steps, warmup_steps  # for lr_schedule=warmup_cosine
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
@@ -137,6 +141,8 @@ class Classifier(pl.LightningModule):
             if self.gradient_clip_val is not None:  # manual optimisation: Lightning leaves it to us
                 self.clip_gradients(optimizer, self.gradient_clip_val, gradient_clip_algorithm="norm")
             optimizer.step()
+            if self.lr_schedule == "warmup_cosine":  # a per-step schedule: the next step's rate
+                self.lr_schedulers().step()
             predicted.append(logits.detach().argmax(-1))
             losses.append(loss.detach())
             if interrupts.received():  # Ctrl-C or SIGTERM: StopOnSignal ends the training
@@ -169,8 +175,8 @@ class Classifier(pl.LightningModule):
         # Monitoring callbacks run after this hook (Lightning orders them last); val/* of this
         # epoch is already there: validation runs when the epoch's last step is done.
         self._log_epoch("train", **{"train/lr": self.optimizers().param_groups[0]["lr"]})  # this epoch's
-        if scheduler := self.lr_schedulers():
-            scheduler.step()  # manual optimisation: Lightning leaves stepping to the module
+        if self.lr_schedule == "cosine":
+            self.lr_schedulers().step()  # manual optimisation: Lightning leaves stepping to the module
 
     def on_validation_epoch_end(self) -> None:
         if not self.trainer.sanity_checking:
@@ -191,5 +197,19 @@ class Classifier(pl.LightningModule):
             return optimizer
         # cosine: optimizer.lr in epoch 0, then down to ~0 in the last epoch; Lightning saves and
         # restores its state with the checkpoint, so a resume continues the same curve
-        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=self.max_epochs)
+        if self.lr_schedule == "cosine":
+            scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=self.max_epochs)
+        else:
+            factor = functools.partial(warmup_cosine, warmup=self.warmup_steps, total=self.total_steps)
+            scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
         return {"optimizer": optimizer, "lr_scheduler": scheduler}
+
+
+def warmup_cosine(step: int, warmup: int, total: int, floor: float = 0.1) -> float:
+    """The learning rate of optimiser step `step` (0-based) as a fraction of optimizer.lr: rising
+    linearly to 1 over `warmup` steps, then a half cosine down to `floor` at step `total - 1`
+    (GPT-3's warm-up; Hoffmann et al. 2022 decay 10x over the training)."""
+    if step < warmup:
+        return (step + 1) / warmup
+    progress = min(1.0, (step - warmup) / max(1, total - 1 - warmup))
+    return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
