@@ -7,13 +7,21 @@ from __future__ import annotations
 import csv
 import json
 import math
+import os
+import signal
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import pytest
+import torch
 from mlflow import MlflowClient
 
+from scalelab.data import text
 from scalelab.text_evaluation import PROMPT_CHARS, SAMPLE_CHARS
+from scalelab.training.saved import load_network
 from tests.conftest import run
+from tests.test_serving import serve
 
 pytestmark = pytest.mark.slow
 
@@ -77,6 +85,43 @@ def test_a_gpt_ladder_on_text_through_dvc_repro(project: Path, corpus: Path) -> 
     shown = {a.path for a in client.list_artifacts(xs.info.run_id, "evaluation")}
     assert {"evaluation/sample.txt", "evaluation/metrics.json"} <= shown
     assert xs.outputs.model_outputs, "the trained model is logged"
+
+    # The champion (lowest validation loss) is registered and served: a prompt in, its
+    # continuation out, the one the checkpoint's own network samples with the same seed.
+    version = client.get_model_version_by_alias("text-gpt", "champion")
+    champion = next(size for size in ("xs", "s", "m") if runs[f"gpt-{size}-s0"].info.run_id == version.run_id)
+    net, _ = load_network(project / f"models/{champion}/s0/model.ckpt")
+    vocab = text.vocab_of(manifest)
+    prompt = "ROMEO:\nWhat say"
+    ids = torch.from_numpy(vocab.encode(prompt).astype("int64"))[None]
+    expected = vocab.decode(
+        net.generate(ids, 40, torch.Generator().manual_seed(3))[0, len(prompt) :].tolist()
+    )
+    server, url = serve(project, "models:/text-gpt@champion")
+    try:
+        answer = invoke(
+            url, {"dataframe_records": [{"prompt": prompt}], "params": {"max_chars": 40, "seed": 3}}
+        )
+        refused = invoke(url, {"dataframe_records": [{"prompt": "ROMEO€"}]})
+    finally:
+        os.killpg(server.pid, signal.SIGKILL)
+        server.wait()
+    assert answer == {"predictions": [expected]}
+    assert "the prompt holds 1 character(s) the vocabulary does not ('€'" in json.dumps(
+        refused, ensure_ascii=False
+    )
+
+
+def invoke(url: str, body: dict) -> dict:
+    """POST `body` to a served model's /invocations; its JSON answer (an error's too)."""
+    request = urllib.request.Request(
+        f"{url}/invocations", data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=120) as response:
+            return json.loads(response.read())
+    except urllib.error.HTTPError as err:
+        return json.loads(err.read())
 
 
 def test_a_gpt_ladder_on_text_through_a_hydra_multirun(project: Path, corpus: Path) -> None:

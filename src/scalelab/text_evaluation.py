@@ -39,6 +39,14 @@ def score_text(
     return metrics, guesses
 
 
+def fixed_prompt(folder: Path, manifest: dict[str, Any]) -> str:
+    """The prompt every rung continues: the test split's first `PROMPT_CHARS` characters."""
+    from scalelab.data.split_files import load_split
+
+    x, _ = load_split(folder, "test")
+    return vocab_of(manifest).decode(x[0, :PROMPT_CHARS].tolist())
+
+
 def write_sample(path: Path, net: nn.Module, x: torch.Tensor, manifest: dict[str, Any]) -> str:
     """Continue the fixed prompt (the test split's first `PROMPT_CHARS` characters) by
     `SAMPLE_CHARS` characters sampled with a fixed seed; write and return prompt + continuation."""

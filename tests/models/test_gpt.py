@@ -18,8 +18,10 @@ VOCAB, CONTEXT = 65, 128  # Tiny Shakespeare's characters, conf/data/shakespeare
 
 
 def test_the_smallest_rung_counts_as_worked_out_by_hand() -> None:
-    net = gpt([CONTEXT], VOCAB, width=32, depth=1)
-    w, layers = 32, 1
+    smallest = yaml.safe_load(LADDER_FILE.read_text())["ladder"]["xxs"]
+    assert smallest == {"width": 16, "depth": 1}
+    net = gpt([CONTEXT], VOCAB, **smallest)
+    w, layers = 16, 1
     block = (
         2 * w  # LayerNorm before attention: weight and bias
         + (w * 3 * w + 3 * w)  # query, key and value projection
@@ -29,12 +31,13 @@ def test_the_smallest_rung_counts_as_worked_out_by_hand() -> None:
         + (4 * w * w + w)  # MLP down
     )
     non_embedding = layers * block + 2 * w  # and the final LayerNorm
-    assert non_embedding == 12 * w**2 * layers + 13 * w * layers + 2 * w == 12_768
-    assert net.non_embedding_params() == non_embedding
+    assert non_embedding == 12 * w**2 * layers + 13 * w * layers + 2 * w == 3_312
+    assert net.non_embedding_params() == net.scaling_params() == non_embedding
     embeddings = VOCAB * w + CONTEXT * w  # tokens and positions; the tied readout adds nothing
-    assert sum(p.numel() for p in net.parameters()) == non_embedding + embeddings == 18_944
+    assert sum(p.numel() for p in net.parameters()) == non_embedding + embeddings == 6_400
     # Kaplan et al. 2020, Table 1: 6N + 6 n_layer n_ctx d_attn per token trained
-    assert net.training_flops_per_token() == 6 * 12_768 + 6 * layers * CONTEXT * w == 101_184
+    assert net.training_flops_per_token() == 6 * 3_312 + 6 * layers * CONTEXT * w == 32_160
+    assert net.training_flops_per_sample() == CONTEXT * 32_160, "a sample is a window of CONTEXT tokens"
 
 
 def test_every_rung_of_the_ladder_has_the_count_its_comment_gives() -> None:

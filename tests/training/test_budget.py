@@ -79,3 +79,9 @@ def test_a_token_budget_trains_exactly_its_steps_and_validates_the_cut_epoch(
     assert result.metrics["train/tokens"] == (train_size + 27 * 32) * 16
     assert result.history[-1]["train/lr"] == pytest.approx(3e-3 * 0.1), "the schedule ended at its floor"
     assert result.metrics["val/bpc"] == pytest.approx(result.metrics["val/loss"] / math.log(2))
+    assert "train/converged" not in result.metrics, "a fixed token budget is not judged as unfinished"
+    m = result.metrics
+    assert m["train/tokens_per_second"] == pytest.approx(m["train/tokens"] / m["train/seconds"])
+    achieved = m["model/flops_per_sample"] * m["train/samples_seen"] / m["train/seconds"]
+    assert m["train/mfu"] == pytest.approx(achieved / m["machine/matmul_flops_per_second"])
+    assert 0 < m["train/mfu"] < 1, "a tiny model uses a fraction of the measured matmul rate"

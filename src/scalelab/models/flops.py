@@ -11,11 +11,38 @@ across positions, it is far more than 6·N: the reason to count.
 from __future__ import annotations
 
 import copy
+import functools
+import time
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
+
+
+@functools.cache
+def matmul_peak(device: str = "cpu", dtype: torch.dtype = torch.float32, size: int = 1024) -> float:
+    """FLOP/s of this machine's (size x size) @ (size x size) matmuls in `dtype` on `device`,
+    measured over ~0.3 s once per process: the denominator of model FLOP utilisation (MFU,
+    Chowdhery et al. 2022, App. B), as a measured rate rather than a datasheet's."""
+    a = torch.randn(size, size, device=device).to(dtype)
+    b = torch.randn(size, size, device=device).to(dtype)
+
+    def sync() -> None:
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+
+    for _ in range(3):  # warm-up: thread pools, kernels
+        a @ b
+    sync()
+    start, reps = time.perf_counter(), 0
+    while time.perf_counter() - start < 0.3:
+        a @ b
+        reps += 1
+        if reps % 10 == 0:
+            sync()
+    sync()
+    return 2 * size**3 * reps / (time.perf_counter() - start)
 
 
 def training_flops_per_sample(net: nn.Module, input_shape: list[int], batch: int = 4) -> int:

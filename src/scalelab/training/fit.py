@@ -23,7 +23,7 @@ from scalelab.config import ModelConfig, TrainerConfig
 from scalelab.data.datamodule import PreparedDataModule
 from scalelab.errors import ConfigError
 from scalelab.models import build, count_parameters, rung, scaling_params
-from scalelab.models.flops import training_flops_per_sample
+from scalelab.models.flops import matmul_peak, training_flops_per_sample
 from scalelab.readback import load_torch
 from scalelab.training import width_scaling
 from scalelab.training.budget import budget
@@ -225,15 +225,20 @@ def fit(
         "model/flops_per_sample": flops_per_sample,
         "train/flops": flops_per_sample * samples,
         "train/samples_seen": samples,
-        **({"train/tokens": samples * manifest["input_shape"][0]} if text else {}),
+        **(
+            throughput(flops_per_sample, manifest["input_shape"][0], samples, epochs.seconds, trainer)
+            if text
+            else {}
+        ),
         "data/train_samples": train_size,  # D of a joint law L(N, D): the training set's size
         "train/seconds": epochs.seconds,
         "train/samples_per_second": samples / epochs.seconds,
         "train/best_epoch": best_epoch,
         "train/stopped_epoch": stopped_epoch,
-        # still improving when the budget ran out: no epoch of the last `patience` beat the best
-        "train/converged": float(stopped_epoch - best_epoch >= stopping.patience),
     }
+    if length.steps is None:  # a token budget is the study's design, not a run left unfinished
+        # still improving when the budget ran out: no epoch of the last `patience` beat the best
+        summary["train/converged"] = float(stopped_epoch - best_epoch >= stopping.patience)
     if history:
         history.log_once(summary, step=stopped_epoch)
     if trainer.is_global_zero:  # DDP: one process writes
@@ -244,6 +249,23 @@ def fit(
     # The evaluated model's own epoch: its validation metrics, not the last epoch's.
     metrics = {**epochs.history[best_epoch], **summary}
     return FitResult(net.eval(), metrics, final, clock.at, epochs.history)
+
+
+def throughput(
+    flops_per_sample: int, context: int, samples: int, seconds: float, trainer: pl.Trainer
+) -> dict[str, float]:
+    """A language model's speed: tokens, tokens per second, and model FLOP utilisation (MFU:
+    the model's FLOPs per second over the measured matmul rate of the devices it trained on, in
+    the training's precision)."""
+    dtype = torch.bfloat16 if "bf16" in str(trainer.precision) else torch.float32
+    peak = matmul_peak(str(trainer.lightning_module.device), dtype) * trainer.world_size
+    tokens = samples * context
+    return {
+        "train/tokens": tokens,
+        "train/tokens_per_second": tokens / seconds,
+        "train/mfu": flops_per_sample * samples / seconds / peak,
+        "machine/matmul_flops_per_second": peak,
+    }
 
 
 def precision_plugin(trainer_cfg: TrainerConfig) -> Precision:

@@ -125,7 +125,12 @@ def _train(
         if not (previous and previous.run_id == run_id):  # a resumed run has its inputs already
             runs.log_datasets(data.folder, data.manifest, samples)
         result = train(tracking_uri=resolve_uri(config.tracking), run_id=run_id)
-        if config.tracking.log_model:
+        if config.tracking.log_model and data.manifest.get("kind") == "text":
+            from scalelab.text_evaluation import fixed_prompt
+            from scalelab.tracking.text_generator import log_text_model
+
+            log_text_model(result.checkpoint, data.manifest, fixed_prompt(data.folder, data.manifest))
+        elif config.tracking.log_model:
             logged_models.log_model(result.net, data.splits["val"][0][:8])
     shutil.rmtree(checkpoints)  # the run is finished: nothing left to resume
     return Trained(run_id, result.metrics, result.first_step_at, result.history)
