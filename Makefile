@@ -33,10 +33,11 @@ test: $(STAMP)  ## the whole suite, slow end-to-end tests included (TEST_WORKERS
 test-fast: $(STAMP)  ## everything but the slow end-to-end tests
 	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile -m "not slow"
 
-bench: $(STAMP)  ## speed benchmarks (~12 min; need Fashion-MNIST): results in benchmarks/results/
+bench: $(STAMP)  ## speed benchmarks (~16 min; need Fashion-MNIST, Tiny Shakespeare): results in benchmarks/results/
 	$(PY) -m benchmarks.train_overhead
 	$(PY) -m benchmarks.pipeline_overhead
 	$(PY) -m benchmarks.sweep_parallel
+	$(PY) -m benchmarks.lm_overhead
 
 lint: $(STAMP)  ## ruff on src, pipelines, tests, benchmarks
 	$(VENV)/bin/ruff check src pipelines tests benchmarks

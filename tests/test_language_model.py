@@ -1,6 +1,7 @@
 """The Transformer language-model family on text, through the same paths as every family:
-`dvc repro` of a tiny ladder (prepare, train, evaluate, fit) and a Hydra multirun — on a slice of
-Tiny Shakespeare, tiny rungs and one epoch (CI time matters)."""
+`dvc repro` of a tiny ladder (prepare, train, evaluate, fit, the champion served), a Hydra
+multirun and a queued DVC experiment — on a slice of Tiny Shakespeare, tiny rungs and one
+epoch (CI time matters)."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from mlflow import MlflowClient
 from scalelab.data import text
 from scalelab.text_evaluation import PROMPT_CHARS, SAMPLE_CHARS
 from scalelab.training.saved import load_network
-from tests.conftest import run
+from tests.conftest import run, run_queue
 from tests.test_serving import serve
 
 pytestmark = pytest.mark.slow
@@ -132,3 +133,21 @@ def test_a_gpt_ladder_on_text_through_a_hydra_multirun(project: Path, corpus: Pa
     assert "3 runs fitted" in result.stdout
     for size in ("xs", "s", "m"):
         assert (project / f"reports/runs/{size}/s0/sample.txt").is_file()
+
+
+def test_a_gpt_ladder_on_text_through_a_queued_dvc_experiment(project: Path, corpus: Path) -> None:
+    run(["python", "-m", "scalelab.params_file"], project)
+    run(["git", "add", "-A"], project)
+    run(["git", "commit", "-qm", "init"], project)
+    settings = [a for o in [*TINY, f"data.root={corpus}"] for a in ("-S", o)]
+    run(["dvc", "exp", "run", "--queue", "-n", "gpt", *settings], project)
+    status = run_queue(project, workers=1)
+    assert status.count("Success") == 1, status
+    shown = {
+        exp["revs"][0]["name"]: exp["revs"][0]["data"]
+        for baseline in json.loads(run(["dvc", "exp", "show", "--json"], project).stdout)
+        for exp in baseline.get("experiments") or []
+    }
+    data = shown["gpt"]
+    assert data["params"]["params.yaml"]["data"]["model"]["name"] == "gpt"
+    assert data["metrics"]["reports/scaling.json"]["data"]["runs"] == 3
