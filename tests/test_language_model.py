@@ -21,7 +21,7 @@ from mlflow import MlflowClient
 from scalelab.data import text
 from scalelab.text_evaluation import PROMPT_CHARS, SAMPLE_CHARS
 from scalelab.training.saved import load_network
-from tests.conftest import run, run_queue
+from tests.conftest import copy_project, run, run_queue, start, wait_until
 from tests.test_serving import serve
 
 pytestmark = pytest.mark.slow
@@ -151,3 +151,61 @@ def test_a_gpt_ladder_on_text_through_a_queued_dvc_experiment(project: Path, cor
     data = shown["gpt"]
     assert data["params"]["params.yaml"]["data"]["model"]["name"] == "gpt"
     assert data["metrics"]["reports/scaling.json"]["data"]["runs"] == 3
+
+
+def test_a_language_model_killed_mid_budget_resumes_bit_identical(project: Path, corpus: Path) -> None:
+    """kill -9 during a token-budget training with a per-step schedule; the same command again
+    continues the same MLflow run and ends where an uninterrupted training ends, bit for bit."""
+    settings = [o for o in TINY if not o.startswith("sweep.")] + [f"data.root={corpus}"]
+    settings += [
+        "model.size=s",
+        "trainer.max_tokens=400000",  # ~7.4 epochs of 54,000 characters: a few seconds
+        "trainer.lr_schedule=warmup_cosine",
+        "trainer.warmup_steps=20",
+        "trainer.early_stopping.enabled=false",
+        "trainer.num_threads=1",
+    ]
+    run(["python", "-m", "pipelines.prepare", *settings], project)
+    reference = copy_project(project, project.parent / "reference")
+    train = ["python", "-m", "pipelines.train", *settings]
+    run(train, reference)
+
+    client = MlflowClient(f"sqlite:///{project}/mlflow.db")
+
+    def running() -> list:
+        experiment = client.get_experiment_by_name("text-gpt") if (project / "mlflow.db").exists() else None
+        found = (
+            client.search_runs([experiment.experiment_id], "attributes.status = 'RUNNING'")
+            if experiment
+            else []
+        )
+        return [r for r in found if len(client.get_metric_history(r.info.run_id, "val/bpc")) >= 2]
+
+    child = start(train, project, start_new_session=True)
+    try:  # two epochs logged: the kill lands in the third or later, mid-budget
+        [killed] = wait_until(running, "two epochs logged", every=0.05)
+        os.killpg(child.pid, signal.SIGKILL)
+        child.wait(timeout=30)
+    finally:
+        child.kill()
+    assert not (project / "reports/train/s/s0/train_metrics.json").exists(), "killed before it finished"
+    killed_run = killed.info.run_id
+
+    output = run(train, project).stdout
+    assert "resuming s-s0 after epoch" in output
+    timing = ("train/seconds", "train/samples_per_second", "train/tokens_per_second", "train/mfu")
+    timing += ("machine/matmul_flops_per_second",)
+
+    def outcome(repo: Path) -> tuple[str, dict, dict]:
+        metrics = json.loads((repo / "reports/train/s/s0/train_metrics.json").read_text())
+        run_id = json.loads((repo / "reports/train/s/s0/run.json").read_text())["run_id"]
+        weights = torch.load(repo / "models/s/s0/model.ckpt", weights_only=True)["state_dict"]
+        return run_id, {k: v for k, v in metrics.items() if k not in timing}, weights
+
+    run_id, metrics, weights = outcome(project)
+    _, expected, expected_weights = outcome(reference)
+    assert run_id == killed_run, "the resumed training continues the killed MLflow run"
+    assert metrics == expected and metrics["train/tokens"] > 0
+    assert all(torch.equal(weights[k], expected_weights[k]) for k in expected_weights), "bit for bit"
+    steps = [m.step for m in client.get_metric_history(run_id, "val/bpc")]
+    assert steps == list(range(int(metrics["train/stopped_epoch"]) + 1)), "one point per epoch, no duplicate"
