@@ -11,9 +11,9 @@ import pytest
 import torch
 
 from scalelab.config import ModelConfig, TrainerConfig
-from scalelab.data.datamodule import InMemoryBatches, PreparedDataModule
+from scalelab.data.datamodule import InMemoryBatches, PreparedDataModule, steps_per_epoch
 from scalelab.errors import ConfigError
-from scalelab.training.budget import budget, steps_per_epoch
+from scalelab.training.budget import budget
 from scalelab.training.fit import fit
 from scalelab.training.module import warmup_cosine
 

@@ -12,7 +12,6 @@ import torch
 
 from scalelab.data.split_files import load_split, read_manifest
 from scalelab.errors import DataError
-from scalelab.training.budget import steps_per_epoch
 
 SUBSET_STREAM = 2**31 - 1  # the seed's random stream for the data axis, apart from its epochs'
 
@@ -28,6 +27,13 @@ def epoch_seed(seed: int, epoch: int) -> int:
     """The seed of epoch `epoch`'s batch order: a function of (seed, epoch) alone, so a resumed
     training sees exactly the batches an uninterrupted one would have seen."""
     return int(np.random.SeedSequence([seed, epoch]).generate_state(1, np.uint64)[0] >> 1)
+
+
+def steps_per_epoch(train_size: int, batch_size: int, world: int = 1) -> int:
+    """Batches (optimiser steps) in one pass over `train_size` samples: a last batch too small to
+    give each of `world` processes a sample is dropped (`InMemoryBatches`)."""
+    full, rest = divmod(train_size, batch_size)
+    return full + (rest >= world)
 
 
 class InMemoryBatches:

@@ -12,14 +12,8 @@ import math
 from dataclasses import dataclass
 
 from scalelab.config import TrainerConfig
+from scalelab.data.datamodule import steps_per_epoch
 from scalelab.errors import ConfigError
-
-
-def steps_per_epoch(train_size: int, batch_size: int, world: int = 1) -> int:
-    """Optimiser steps in one pass over `train_size` samples (`InMemoryBatches`: a last batch
-    too small to give each of `world` processes a sample is dropped)."""
-    full, rest = divmod(train_size, batch_size)
-    return full + (rest >= world)
 
 
 @dataclass(frozen=True)
