@@ -205,8 +205,9 @@ def start(cmd: list[str], cwd: Path, **popen: object) -> subprocess.Popen:
 DEFAULT_STUDY = "  - experiment: mnist1d_mlp"
 
 
-def make_project(repo: Path) -> Path:
-    """Make `repo` a scratch git + DVC repo holding a copy of the project's pipeline (not its results).
+def make_project(repo: Path, vcs: bool = True) -> Path:
+    """Make `repo` a scratch git + DVC repo holding a copy of the project's pipeline (not its results);
+    with `vcs=False`, a plain folder (the stages run without git and DVC).
 
     Its default study is the digits smoke study, the quickest to train: tests that need another
     name it, and tests/test_config.py checks the real default.
@@ -222,6 +223,8 @@ def make_project(repo: Path) -> Path:
     text = config.read_text()
     assert DEFAULT_STUDY in text, "conf/config.yaml no longer names the default study as tests expect"
     config.write_text(text.replace(DEFAULT_STUDY, "  - experiment: digits_mlp"))
+    if not vcs:
+        return repo
     run(["git", "init", "-q", "-b", "main"], repo)
     run(["git", "config", "user.name", "scalelab tests"], repo)  # dvc exp commits need one
     run(["git", "config", "user.email", "tests@scalelab.invalid"], repo)
