@@ -4,6 +4,7 @@ in every stage; budgets the data cannot serve are refused in one line."""
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 from pathlib import Path
 
@@ -108,3 +109,17 @@ def test_budgets_that_buy_a_size_the_same_set_are_refused(in_digits: Path) -> No
     twice = r"buy model.size=xxs the same training set twice .* space the budgets"
     with pytest.raises(ConfigError, match=twice):
         compute_budget.samples_by_size(config, ["xxs", "s"], config.sweep.compute_budgets)
+
+
+def test_a_text_budget_beyond_the_corpus_buys_passes_over_it(tiny_text: Path, monkeypatch) -> None:
+    monkeypatch.chdir(tiny_text.parents[2])
+    with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
+        text = ["model=gpt", "data=text", "data.context=16", "model.size=xxs", "trainer.max_epochs=1"]
+        config = load_config(compose("config", overrides=text))
+    manifest = json.loads((tiny_text / "manifest.json").read_text())
+    per_window = compute_budget.flops_per_sample(config.model, (16,), manifest["num_classes"])
+    windows = int(manifest["splits"]["train"]["count"])
+    budget = 3.5 * windows * per_window
+    with_budget = dataclasses.replace(config.data, compute_budget=budget)
+    bought = compute_budget.resolve(dataclasses.replace(config, data=with_budget))
+    assert bought.data.train_samples == math.floor(budget / per_window) > 3 * windows, "3.5 passes"

@@ -209,3 +209,32 @@ def test_a_language_model_killed_mid_budget_resumes_bit_identical(project: Path,
     assert all(torch.equal(weights[k], expected_weights[k]) for k in expected_weights), "bit for bit"
     steps = [m.step for m in client.get_metric_history(run_id, "val/bpc")]
     assert steps == list(range(int(metrics["train/stopped_epoch"]) + 1)), "one point per epoch, no duplicate"
+
+
+def test_an_isoflop_study_of_a_language_model_counts_tokens(project: Path, corpus: Path) -> None:
+    """Three sizes at three compute budgets, one pass over what each budget buys: the smallest size's
+    largest budget buys more windows than the corpus holds (it repeats), and the IsoFLOP report
+    counts D in tokens and gives tokens per parameter."""
+    settings = [o for o in TINY if not o.startswith(("sweep.", "trainer.max_epochs"))]
+    settings += [f"data.root={corpus}", "trainer.max_epochs=1"]
+    run(["python", "-m", "pipelines.prepare", *settings], project)
+    sweep = ["model.size=xs,s,m", "data.compute_budget=5e8,1e9,2e9", "seed=0", "sweep.bootstrap=20"]
+    sweep += ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"]
+    result = run(["python", "-m", "pipelines.train", "-m", *settings, *sweep], project)
+    assert "9 runs fitted" in result.stdout
+
+    manifest = json.loads((project / "data/prepared/text/manifest.json").read_text())
+    cells = (project / "reports/train/xs").glob("d*/s0/train_metrics.json")
+    runs = [json.loads(p.read_text()) for p in cells]
+    largest = max(runs, key=lambda m: m["data/train_samples"])
+    assert largest["data/train_samples"] > manifest["splits"]["train"]["count"], "2e9 FLOPs buy more than it"
+    assert largest["data/train_tokens"] == largest["data/train_samples"] * 32
+    assert 0.9 * 2e9 < largest["train/flops"] <= 2e9, "the budget spent, less the rounding of D"
+    isoflop = json.loads((project / "reports/sweeps/ladder/scaling.json").read_text())["isoflop"]
+    assert isoflop["unit"] == "tokens" and [b["compute"] for b in isoflop["budgets"]] == [5e8, 1e9, 2e9]
+    assert 6 < isoflop["flops_per_param_sample"] < 8, "6N plus attention per token"
+    assert all("tokens_per_param" in b for b in isoflop["budgets"])
+    client = MlflowClient(f"sqlite:///{project}/mlflow.db")
+    runs = client.search_runs([client.get_experiment_by_name("text-gpt").experiment_id])
+    [parent] = [r for r in runs if r.info.run_name == "ladder"]
+    assert "tokens per parameter" in parent.data.tags["mlflow.note.content"], "the parent's description"

@@ -5,7 +5,9 @@ profile, Hoffmann et al. 2022, §3.2).
 A run's training compute is `max_epochs × train_samples × flops_per_sample(N)` (the FLOPs the
 lab counts in a real forward and backward pass: `scalelab.models.flops`), so the budget C buys
 `train_samples = floor(C / (max_epochs · flops_per_sample))` samples, the first that many of the
-seed's fixed order (the data axis' nested subsets). Early stopping may spend less: each run also
+seed's fixed order (the data axis' nested subsets); a text corpus smaller than that is repeated,
+as a language model's token budget does when data runs out (Muennighoff et al. 2023 measure
+what repetition costs: little up to ~4 passes). Early stopping may spend less: each run also
 records the FLOPs it really used (`train/flops`). The samples are worked out from the prepared
 data's shape, so a budget resolves once the data is prepared, in every stage the same way.
 """
@@ -54,7 +56,7 @@ def samples_for(config: Config, budget: float) -> int:
             f"data.compute_budget={budget:g} buys {samples} training samples for {size}, less than "
             f"one batch of {batch}: use a budget >= {epochs * per_sample * batch:.3g}"
         )
-    if samples > available:
+    if samples > available and manifest.get("kind") != "text":  # text repeats its span (datamodule)
         raise ConfigError(
             f"data.compute_budget={budget:g} buys {samples} training samples for {size}, more than "
             f"the {available} of the training split of {config.data.name}: use a budget <= "

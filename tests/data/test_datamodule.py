@@ -80,3 +80,17 @@ def test_asking_for_more_training_samples_than_the_split_has_is_refused(digits) 
     data = PreparedDataModule(digits, batch_size=32, train_samples=100_000)
     with pytest.raises(DataError, match=r"data.train_samples=100000 is more than the \d+ training samples"):
         data.setup("fit")
+
+
+def test_text_asked_for_more_windows_than_its_span_holds_repeats_the_span_in_passes(tiny_text) -> None:
+    def train(samples: int | None) -> torch.Tensor:
+        data = PreparedDataModule(tiny_text, batch_size=32, seed=0, train_samples=samples)
+        data.setup("fit")
+        return data.splits["train"][0]
+
+    whole = train(None)
+    n = len(whole)
+    repeated = train(2 * n + 100)
+    assert len(repeated) == 2 * n + 100
+    assert torch.equal(repeated[:n], whole) and torch.equal(repeated[n : 2 * n], whole), "whole passes first"
+    assert torch.equal(repeated[2 * n :], train(100)), "then the prefix a data axis would take"

@@ -48,6 +48,31 @@ def test_a_planted_compute_optimal_exponent_is_recovered_with_honest_intervals()
     assert np.mean([fit.a for fit in fits]) == pytest.approx(planted, abs=0.01)
     assert all(fit.b == pytest.approx(1 - fit.a) for fit in fits)
     assert all(not fit.flags for fit in fits), "sizes span each optimum: nothing to flag"
+    # Each budget's N_opt interval is a noise interval: it covers the parabola of the noise-free
+    # runs (which sits a few % off the planted law's optimum, approach 2's shape bias).
+    noise_free = fit_isoflop(*isoflop_study(rng, seeds=1, sigma=0.0), resamples=0)
+    optima = [p.n_opt for p in noise_free.profiles]
+    covered = sum(
+        low <= n_opt <= high
+        for fit in fits
+        for i, n_opt in enumerate(optima)
+        for low, high in [fit.n_opt_interval(i)]
+    )
+    assert covered >= 0.9 * 200, f"the budgets' N_opt intervals covered the planted {covered} of 200 times"
+
+
+def test_a_language_model_study_reports_tokens_per_parameter_with_intervals() -> None:
+    fit = fit_isoflop(*isoflop_study(np.random.default_rng(2)), resamples=200, unit="tokens")
+    summary = isoflop_summary(fit)
+    assert summary["unit"] == "tokens"
+    for budget, row in zip(BUDGETS, summary["budgets"], strict=True):
+        assert "samples_per_param" not in row
+        assert row["tokens_per_param"] == pytest.approx(budget / (6 * row["n_opt"] ** 2))
+        assert row["n_opt_ci_low"] < row["n_opt"] < row["n_opt_ci_high"]
+        low, high = row["tokens_per_param_ci_low"], row["tokens_per_param_ci_high"]
+        assert low == pytest.approx(budget / (6 * row["n_opt_ci_high"] ** 2)) and low < high
+        n_opt, d_opt = CHINCHILLA.optimal(budget)
+        assert d_opt / n_opt == pytest.approx(row["tokens_per_param"], rel=0.15), "near the planted ratio"
 
 
 def test_the_held_out_budget_is_predicted_from_the_others() -> None:

@@ -126,7 +126,8 @@ class PreparedDataModule(pl.LightningDataModule):
 
     Training batches come in groups of `steps_per_call`; evaluation uses batches of
     `eval_batch_size` (no gradients, so the batch size changes nothing but speed). With
-    `train_samples`, training sees only the first that many of `subset_order(seed)`.
+    `train_samples`, training sees only the first that many of `subset_order(seed)`; on text, more
+    than the split holds are drawn in passes over it (whole passes, then the first of the order).
     """
 
     def __init__(
@@ -159,6 +160,10 @@ class PreparedDataModule(pl.LightningDataModule):
                     self.splits[split] = self._subset(*self.splits[split])
 
     def _subset(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        passes, rest = divmod(self.train_samples, len(y))
+        if passes and self.manifest.get("kind") == "text":  # a token budget beyond the corpus repeats it
+            keep = torch.cat([torch.arange(len(y))] * passes + [subset_order(self.seed, len(y))[:rest]])
+            return x[keep], y[keep]
         if self.train_samples > len(y):
             raise DataError(
                 f"data.train_samples={self.train_samples} is more than the {len(y)} training samples "

@@ -88,6 +88,9 @@ class IsoFlopFit:
     g: float  # N_opt = g·C^a
     flops_per_param_sample: float
     resampled_a: np.ndarray = field(default_factory=lambda: np.empty(0))
+    # each resample's N_opt per budget (rows: resamples, columns: profiles; nan: no minimum)
+    resampled_n_opt: np.ndarray = field(default_factory=lambda: np.empty((0, 0)))
+    unit: str = "samples"  # what D counts: training samples, or a language model's tokens
     flags: list[str] = field(default_factory=list)
     reasons: list[str] = field(default_factory=list)
     holdout: dict[str, Any] | None = None
@@ -108,6 +111,16 @@ class IsoFlopFit:
             return None
         tail = (1 - level) / 2 * 100
         low, high = np.percentile(self.resampled_a, [tail, 100 - tail])
+        return float(low), float(high)
+
+    def n_opt_interval(self, index: int, level: float = LEVEL) -> tuple[float, float] | None:
+        """Percentile interval of profile `index`'s N_opt; None without resamples that found one."""
+        found = self.resampled_n_opt[:, index] if self.resampled_n_opt.size else np.empty(0)
+        found = found[np.isfinite(found)]
+        if not len(found):
+            return None
+        tail = (1 - level) / 2 * 100
+        low, high = np.percentile(found, [tail, 100 - tail])
         return float(low), float(high)
 
 
@@ -135,9 +148,10 @@ def fit_isoflop(
     flops_per_param_sample: float = 6.0,
     resamples: int = 1000,
     seed: int = 0,
+    unit: str = "samples",
 ) -> IsoFlopFit:
     """Fit approach 2 to runs, each with its budget `compute` (the nominal C shared by the runs
-    of one profile), its parameter count and its loss."""
+    of one profile), its parameter count and its loss; D counts `unit` (samples or tokens)."""
     compute, params, loss = (np.asarray(v, dtype=float) for v in (compute, params, loss))
     if not (len(compute) == len(params) == len(loss)):
         raise ValueError("compute, params and loss must have one value per run")
@@ -145,14 +159,14 @@ def fit_isoflop(
         raise ValueError("compute, params and loss must be positive numbers")
     profiles = _fit_profiles(compute, params, loss)
     if sum(p.has_minimum for p in profiles) < 2:  # the profiles, and why there is no a
-        fit = IsoFlopFit(profiles, math.nan, math.nan, flops_per_param_sample)
+        fit = IsoFlopFit(profiles, math.nan, math.nan, flops_per_param_sample, unit=unit)
         fit.flags.append("no_exponent")
         fit.reasons.append("fewer than 2 budgets have a minimum: no N_opt ∝ C^a")
         _judge(fit)
         return fit
     a, g = _exponent(profiles)
-    fit = IsoFlopFit(profiles, a, g, flops_per_param_sample)
-    fit.resampled_a = _bootstrap(compute, params, loss, resamples, seed)
+    fit = IsoFlopFit(profiles, a, g, flops_per_param_sample, unit=unit)
+    fit.resampled_a, fit.resampled_n_opt = _bootstrap(compute, params, loss, resamples, seed)
     fit.holdout = _holdout(profiles)
     _judge(fit)
     return fit
@@ -160,23 +174,26 @@ def fit_isoflop(
 
 def _bootstrap(
     compute: np.ndarray, params: np.ndarray, loss: np.ndarray, resamples: int, seed: int
-) -> np.ndarray:
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each resample's exponent a and its N_opt per budget (nan where its parabola has no minimum)."""
     rng = np.random.default_rng(seed)
     cells = _cells(compute, params)
     single = all(len(cell) == 1 for cell in cells)
     groups = [np.flatnonzero(compute == c) for c in np.unique(compute)]
     spread = loss if single else np.exp(inflated(np.log(loss), cells))
-    found = []
+    found, optima = [], []
     for _ in range(resamples):
         if single:  # one run per cell: draw each budget's runs from all of that budget's runs
             rows = np.concatenate([rng.choice(g, size=len(g)) for g in groups])
         else:
             rows = np.concatenate([rng.choice(cell, size=len(cell)) for cell in cells])
         try:
-            found.append(_exponent(_fit_profiles(compute[rows], params[rows], spread[rows]))[0])
+            profiles = _fit_profiles(compute[rows], params[rows], spread[rows])
+            optima.append([p.n_opt if p.has_minimum else math.nan for p in profiles])
+            found.append(_exponent(profiles)[0])
         except (ValueError, np.linalg.LinAlgError):
             continue  # a resample with too few sizes in a budget, or no minimum: not a fit
-    return np.array(found)
+    return np.array(found), np.array(optima, dtype=float).reshape(len(optima), len(groups))
 
 
 def _judge(fit: IsoFlopFit) -> None:
@@ -237,21 +254,30 @@ def isoflop_summary(fit: IsoFlopFit) -> dict[str, Any]:
         "b_ci_high": 1 - interval[0] if interval else None,
         "resamples": len(fit.resampled_a),
         "flops_per_param_sample": fit.flops_per_param_sample,
+        "unit": fit.unit,
         "credible": not fit.flags,
         "flags": fit.flags,
         "reasons": fit.reasons,
         "budgets": [],
         "holdout": fit.holdout,
     }
-    for p in fit.profiles:
+    ratio = f"{fit.unit}_per_param"  # samples_per_param, or tokens_per_param for a language model
+    for index, p in enumerate(fit.profiles):
         d_opt = p.compute / (fit.flops_per_param_sample * p.n_opt) if p.has_minimum else None
+        n_ci = fit.n_opt_interval(index)
+        # D/N = C / (k·N²) falls as N_opt rises: its interval is N_opt's, reversed
+        k_n2 = [fit.flops_per_param_sample * n * n for n in n_ci] if n_ci else None
         out["budgets"].append(
             {
                 "compute": p.compute,
                 "sizes": len(p.sizes),
                 "n_opt": p.n_opt if p.has_minimum else None,
+                "n_opt_ci_low": n_ci[0] if n_ci else None,
+                "n_opt_ci_high": n_ci[1] if n_ci else None,
                 "d_opt": d_opt,
-                "samples_per_param": d_opt / p.n_opt if d_opt else None,
+                ratio: d_opt / p.n_opt if d_opt else None,
+                f"{ratio}_ci_low": p.compute / k_n2[1] if k_n2 else None,
+                f"{ratio}_ci_high": p.compute / k_n2[0] if k_n2 else None,
                 "loss_opt": p.loss_opt if p.has_minimum else None,
                 "inside": p.inside,
             }

@@ -127,19 +127,23 @@ def _isoflop_lines(study: Study) -> str:
     lines = [
         f"**IsoFLOP profiles** ({len(fit.profiles)} budgets, {summary['resamples']} resamples): "
         f"{exponents}, with {fit.flops_per_param_sample:.3g} training FLOPs per parameter and "
-        f"training sample.",
+        f"training {fit.unit.removesuffix('s')}.",
         "",
-        "| budget (FLOPs) | sizes | N_opt | D_opt | samples per parameter | optimal test loss |",
+        f"| budget (FLOPs) | sizes | N_opt [95%] | D_opt ({fit.unit}) | {fit.unit} per parameter [95%] "
+        "| optimal test loss |",
         "|---:|---:|---:|---:|---:|---:|",
     ]
+    ratio = f"{fit.unit}_per_param"
     for b in summary["budgets"]:
         if b["n_opt"] is None:
             lines.append(f"| {b['compute']:.3g} | {b['sizes']} | no minimum | – | – | – |")
             continue
         mark = "" if b["inside"] else " (outside)"
+        n_ci = f" [{b['n_opt_ci_low']:,.0f}, {b['n_opt_ci_high']:,.0f}]" if b["n_opt_ci_low"] else ""
+        r_ci = f" [{b[ratio + '_ci_low']:.3g}, {b[ratio + '_ci_high']:.3g}]" if b[ratio + "_ci_low"] else ""
         lines.append(
-            f"| {b['compute']:.3g} | {b['sizes']} | {b['n_opt']:,.0f}{mark} | {b['d_opt']:,.0f} "
-            f"| {b['samples_per_param']:.3g} | {b['loss_opt']:.4f} |"
+            f"| {b['compute']:.3g} | {b['sizes']} | {b['n_opt']:,.0f}{mark}{n_ci} | {b['d_opt']:,.0f} "
+            f"| {b[ratio]:.3g}{r_ci} | {b['loss_opt']:.4f} |"
         )
     if h := fit.holdout:
         lines.append(

@@ -43,6 +43,7 @@ class RunRecord:
     data: int | None = None  # how many training samples it had (D); None in older reports
     variant: str = ""  # the other settings a multirun swept (scalelab/variants.py)
     budget: float | None = None  # its data.compute_budget (FLOPs): the study's IsoFLOP axis
+    tokens: int | None = None  # a language model's D in tokens (its windows x context)
 
     @property
     def key(self) -> str:
@@ -94,6 +95,7 @@ def read_record(
         data=int(trained["data/train_samples"]) if "data/train_samples" in trained else None,
         variant=variant,
         budget=run.get("compute_budget"),
+        tokens=int(trained["data/train_tokens"]) if "data/train_tokens" in trained else None,
     )
 
 
@@ -369,17 +371,19 @@ def _fit_budgets(study: Study, n_boot: int) -> None:
     monotone in N. D_opt = C / (k·N_opt) with the study's own k, the training FLOPs per parameter
     and training sample (epochs included), as its runs measured it rather than Kaplan's 6."""
     runs = [r for r in study.records if r.budget is not None and r.data is not None]
+    unit = "tokens" if runs and all(r.tokens is not None for r in runs) else "samples"
     study.notes.append(
         f"compute budgets: {len(study.budgets)} IsoFLOP profiles and the joint law L(N, D) over "
-        f"{len(runs)} runs; the size table shows the largest budget's profile"
+        f"{len(runs)} runs, D in training {unit}; the size table shows the largest budget's profile"
     )
     budget, params, data, loss = (
-        np.array([getattr(r, k) for r in runs], dtype=float) for k in ("budget", "params", "data", "loss")
+        np.array([getattr(r, k) for r in runs], dtype=float)
+        for k in ("budget", "params", "tokens" if unit == "tokens" else "data", "loss")
     )
     per_param_sample = float(np.median(budget / (params * data)))
     verdict = Verdict()
     try:
-        study.isoflop = fit_isoflop(budget, params, loss, per_param_sample, resamples=n_boot)
+        study.isoflop = fit_isoflop(budget, params, loss, per_param_sample, resamples=n_boot, unit=unit)
         for flag, reason in zip(study.isoflop.flags, study.isoflop.reasons, strict=True):
             verdict.fail(flag, reason)
     except ValueError as err:

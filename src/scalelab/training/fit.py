@@ -231,6 +231,7 @@ def fit(
             else {}
         ),
         "data/train_samples": train_size,  # D of a joint law L(N, D): the training set's size
+        **({"data/train_tokens": train_size * manifest["input_shape"][0]} if text else {}),  # D in tokens
         "train/seconds": epochs.seconds,
         "train/samples_per_second": samples / epochs.seconds,
         "train/best_epoch": best_epoch,
