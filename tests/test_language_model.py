@@ -231,6 +231,8 @@ def test_an_isoflop_study_of_a_language_model_counts_tokens(project: Path, corpu
     assert largest["data/train_tokens"] == largest["data/train_samples"] * 32
     assert 0.9 * 2e9 < largest["train/flops"] <= 2e9, "the budget spent, less the rounding of D"
     isoflop = json.loads((project / "reports/sweeps/ladder/scaling.json").read_text())["isoflop"]
+    study = json.loads((project / "reports/sweeps/ladder/scaling.json").read_text())
+    assert study["joint"]["data_column"] == "tokens", "the joint law's D is the same tokens"
     assert isoflop["unit"] == "tokens" and [b["compute"] for b in isoflop["budgets"]] == [5e8, 1e9, 2e9]
     assert 6 < isoflop["flops_per_param_sample"] < 8, "6N plus attention per token"
     assert all("tokens_per_param" in b for b in isoflop["budgets"])

@@ -257,7 +257,8 @@ class Study:
         if self.joint is not None:
             reasons = self.joint_reasons()
             verdict = {"credible": not reasons, "reasons": reasons}
-            out["joint"] = verdict | joint_summary(self.joint, "samples")
+            unit = self.isoflop.unit if self.isoflop is not None else "samples"  # what its D counts
+            out["joint"] = verdict | joint_summary(self.joint, unit)
             out["joint"]["holdout"] = self.joint_holdout
         if self.isoflop is not None:
             out["isoflop"] = isoflop_summary(self.isoflop)
