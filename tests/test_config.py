@@ -166,14 +166,6 @@ def test_the_smoke_study_keeps_the_seed_recipe_with_its_epochs_as_a_budget() -> 
             {"model": {"_target_": "scalelab.models.gpt.gpt", "name": "gpt"}},
             "model=gpt reads text and data=digits is not; use data=shakespeare or data=text data.root=PATH",
         ),
-        (
-            {
-                "model": {"_target_": "scalelab.models.gpt.gpt", "name": "gpt"},
-                "data": {"name": "text", "_target_": "scalelab.data.text.text_file"},
-                "trainer": {"lr_scaling": "mup"},
-            },
-            "trainer.lr_scaling='mup' is invalid: model=gpt's readout is its token embedding",
-        ),
         ({"data": {"context": 0}}, "data.context=0 is invalid: use >= 1"),
     ],
 )

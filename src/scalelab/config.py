@@ -513,13 +513,6 @@ def _check_text(cfg: Config) -> None:
         _require(
             t.loss == "cross_entropy", "trainer.loss", t.loss, "a language model trains on cross_entropy"
         )
-        _require(
-            t.lr_scaling == "constant",
-            "trainer.lr_scaling",
-            t.lr_scaling,
-            "model=gpt's readout is its token embedding, which this μP rule would zero; use constant "
-            "(or search rates per rung with trainer.lr_search)",
-        )
 
 
 def _check_cnn_fits(cfg: Config) -> None:

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pytorch_lightning as pl
 import torch
 from torch import nn
 
-from scalelab.config import CNN_FAMILY, ModelConfig, TrainerConfig
+from scalelab.config import CNN_FAMILY, GPT_FAMILY, ModelConfig, TrainerConfig
 from scalelab.data.datamodule import PreparedDataModule
 from scalelab.models import build
 from scalelab.training import width_scaling
 from scalelab.training.fit import fit
+from scalelab.training.saved import CHECKPOINT_FILE, load_network
 
 
 def ids(params: list[torch.Tensor]) -> set[int]:
@@ -58,3 +60,64 @@ def test_a_mup_fit_starts_from_a_zero_readout_uses_the_scaled_rates_and_learns(
     assert torch.count_nonzero(seen["readout"]) == 0
     assert seen["lrs"] == [1e-3, 4e-3], "width 64 of base 256: hidden and readout at 4x"
     assert result.metrics["val/acc"] > 0.8
+
+
+def change_in_logits(width: int, mup: bool, base: int = 32, lr: float = 1e-2) -> float:
+    """How far 5 Adam steps move a GPT's logits (their std) at `width`, with or without μP."""
+    torch.manual_seed(0)
+    net = build(
+        ModelConfig(_target_=GPT_FAMILY, size="w", ladder={"w": {"width": width, "depth": 2}}), [16], 30
+    )
+    if mup:
+        width_scaling.prepare(net, width / base)
+    groups = width_scaling.param_groups(net, lr, width / base) if mup else [{"params": net.parameters()}]
+    optimizer = torch.optim.Adam(groups, lr=lr)
+    generator = torch.Generator().manual_seed(1)
+    x, y = (torch.randint(0, 30, (64, 16), generator=generator) for _ in range(2))
+    with torch.no_grad():
+        before = net(x)
+    for _ in range(5):
+        optimizer.zero_grad()
+        nn.functional.cross_entropy(net(x).flatten(0, 1), y.flatten()).backward()
+        optimizer.step()
+    with torch.no_grad():
+        return (net(x) - before).std().item()
+
+
+def test_mup_keeps_a_gpt_s_update_size_as_it_widens_where_one_rate_for_all_does_not() -> None:
+    """The coordinate check of Yang et al. (2022, §5): under μP how far training moves the logits
+    does not depend on width; with one rate for every width it grows."""
+    widths = (32, 128, 512)
+    with_mup = [change_in_logits(w, mup=True) for w in widths]
+    without = [change_in_logits(w, mup=False) for w in widths]
+    assert max(with_mup) / min(with_mup) < 1.25, with_mup
+    assert without[-1] / without[0] > 3, without
+    assert with_mup[0] == without[0], "at the base width μP changes nothing"
+
+
+def test_a_gpt_keeps_its_readout_scale_in_its_checkpoint_and_older_ones_load_with_one() -> None:
+    model = ModelConfig(_target_=GPT_FAMILY, size="w", ladder={"w": {"width": 64, "depth": 1}})
+    net = build(model, [16], 30)
+    width_scaling.prepare(net, 2.0)
+    state = net.state_dict()
+    assert state["readout_scale"] == 0.5
+    again = build(model, [16], 30)
+    again.load_state_dict(state)
+    x = torch.randint(0, 30, (2, 16))
+    assert torch.equal(again(x), net(x)), "the saved model's logits, multiplier included"
+    older = build(model, [16], 30)
+    older.load_state_dict({k: v for k, v in state.items() if k != "readout_scale"})
+    assert older.readout_scale == 1.0
+
+
+def test_a_mup_gpt_trains_and_its_saved_model_keeps_the_readout_scale(
+    tiny_text: Path, tmp_path: Path
+) -> None:
+    rung = {"w": {"width": 32, "depth": 1}}
+    model = ModelConfig(_target_=GPT_FAMILY, name="gpt", size="w", ladder=rung, kwargs={"head_size": 8})
+    trainer = TrainerConfig(max_epochs=2, batch_size=32, progress_bar=False, lr_scaling="mup", base_width=16)
+    data = PreparedDataModule(tiny_text, trainer.batch_size, 0, trainer.steps_per_call)
+    result = fit(model, trainer, data, seed=0, out_dir=tmp_path)
+    assert result.metrics["val/loss"] < math.log(data.manifest["num_classes"]), "it learns"
+    saved, _ = load_network(tmp_path / CHECKPOINT_FILE)
+    assert saved.readout_scale == 0.5, "width 32 of base 16: logits times 1/2, in the saved model too"

@@ -11,6 +11,7 @@ a GELU MLP four times as wide; learned positions; the readout tied to the token 
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -92,7 +93,32 @@ class GPT(nn.Module):
         self.drop = nn.Dropout(dropout)
         self.blocks = nn.ModuleList(Block(width, heads, dropout) for _ in range(depth))
         self.ln_f = nn.LayerNorm(width)
+        # μP's output multiplier on the tied readout (`use_mup`); 1 otherwise. A buffer, so a saved
+        # model keeps it; checkpoints from before it existed load with 1.
+        self.register_buffer("readout_scale", torch.ones(()))
+        self._register_load_state_dict_pre_hook(self._default_readout_scale)
         self._init_weights()
+
+    @staticmethod
+    def _default_readout_scale(state: dict[str, Any], prefix: str, *_: Any) -> None:
+        state.setdefault(prefix + "readout_scale", torch.ones(()))
+
+    def hidden_weights(self) -> list[nn.Parameter]:
+        """The matrices whose fan-in grows with width: every block's attention and MLP weights
+        (the embeddings are μP's input weights; the readout is the token embedding)."""
+        return [m.weight for block in self.blocks for m in block.modules() if isinstance(m, nn.Linear)]
+
+    @torch.no_grad()
+    def use_mup(self, width_ratio: float) -> None:
+        """μP for this family at `width_ratio` = width / base_width (Yang et al. 2022, Table 3 for
+        Adam; a tied readout as the `mup` package's MuSharedReadout does it): hidden matrices start
+        with GPT-2's std divided by sqrt(width_ratio) (variance ~ 1/fan-in) and train at the rate
+        divided by width_ratio (`scalelab.training.width_scaling`); embeddings, biases and norms
+        keep both; the logits are multiplied by 1/width_ratio. Heads keep their size along the
+        ladder, so attention's 1/sqrt(head size) needs no change."""
+        for weight in self.hidden_weights():
+            weight.div_(math.sqrt(width_ratio))
+        self.readout_scale.fill_(1.0 / width_ratio)
 
     def _init_weights(self) -> None:
         """GPT-2's initialisation: N(0, 0.02) weights and embeddings, zero biases, and each
@@ -112,7 +138,7 @@ class GPT(nn.Module):
         x = self.drop(self.tokens(ids) + self.positions(positions))  # (B, T, width)
         for block in self.blocks:
             x = block(x)
-        return F.linear(self.ln_f(x), self.tokens.weight)  # the readout is the embedding, tied
+        return F.linear(self.ln_f(x), self.tokens.weight) * self.readout_scale  # the readout is tied
 
     def embedding_params(self) -> int:
         """The token and position embeddings' parameters (the tied readout adds none)."""

@@ -139,7 +139,6 @@ def fit(
     net = build(model_cfg, manifest["input_shape"], manifest["num_classes"])
     width_ratio = None
     if trainer_cfg.lr_scaling == "mup":
-        width_scaling.zero_readout(net)
         width = rung(model_cfg).get("width")
         if not isinstance(width, int):
             raise ConfigError(
@@ -147,6 +146,7 @@ def fit(
                 f"rung {model_cfg.size} has none; give its rungs a `width` or use trainer.lr_scaling=constant"
             )
         width_ratio = width / trainer_cfg.base_width
+        width_scaling.prepare(net, width_ratio)
     meta = {**identity(model_cfg, trainer_cfg, manifest, seed), "loss": trainer_cfg.loss, "run_id": run_id}
     text = manifest.get("kind") == "text"
     train_size = data.train_samples or manifest["splits"]["train"]["count"]

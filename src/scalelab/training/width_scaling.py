@@ -35,13 +35,25 @@ def zero_readout(net: nn.Module) -> None:
         nn.init.zeros_(readout.bias)
 
 
+def prepare(net: nn.Module, width_ratio: float) -> None:
+    """μP's initialisation: the family's own where it has one (`net.use_mup(width_ratio)`: the
+    GPT family's tied readout cannot start at zero), else a zero readout."""
+    if hasattr(net, "use_mup"):
+        net.use_mup(width_ratio)
+    else:
+        zero_readout(net)
+
+
 def param_groups(net: nn.Module, lr: float, width_ratio: float) -> list[dict[str, Any]]:
     """Optimizer parameter groups: hidden and readout weights at lr / width_ratio, the rest at lr.
 
-    `width_ratio` is width / base_width.
+    `width_ratio` is width / base_width. A family that names its own (`net.hidden_weights()`)
+    scales those; else every weighted layer after the first.
     """
-    layers = weighted_layers(net)
-    scaled = {id(layer.weight) for layer in layers[1:]}  # hidden and readout weights: fan-in ~ width
+    if hasattr(net, "hidden_weights"):
+        scaled = {id(weight) for weight in net.hidden_weights()}
+    else:  # hidden and readout weights: fan-in ~ width
+        scaled = {id(layer.weight) for layer in weighted_layers(net)[1:]}
     wide = [p for p in net.parameters() if id(p) in scaled]
     rest = [p for p in net.parameters() if id(p) not in scaled]  # input weights, biases, norms
     return [{"params": rest, "lr": lr}, {"params": wide, "lr": lr / width_ratio}]
