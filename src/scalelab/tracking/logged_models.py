@@ -9,10 +9,22 @@ from scalelab.tracking.store import mlflow_client
 
 
 def logged_models(uri: str, run_id: str) -> list[Any]:
-    """The models run `run_id` logged, oldest first (MLflow 3 LoggedModels, with their status)."""
+    """The models run `run_id` logged, oldest first (MLflow 3 LoggedModels, with their status).
+
+    Found by their source run, not the run's outputs: MLflow creates the model (PENDING, source
+    run set) and only then links it to the run's outputs, so a process killed between the two
+    leaves a model that the outputs never list."""
     client = mlflow_client(uri)
-    outputs = client.get_run(run_id).outputs
-    models = [client.get_logged_model(o.model_id) for o in (outputs.model_outputs if outputs else [])]
+    experiment_id = client.get_run(run_id).info.experiment_id
+    models: list[Any] = []
+    page_token = None
+    while True:
+        page = client.search_logged_models(
+            [experiment_id], filter_string=f"source_run_id = '{run_id}'", page_token=page_token
+        )
+        models.extend(page)
+        if not (page_token := page.token):
+            break
     return sorted(models, key=lambda model: model.creation_timestamp)
 
 
