@@ -36,6 +36,6 @@ def test_the_complete_model_is_the_last_one_uploaded_whole(tmp_path: Path) -> No
     with mlflow.start_run(experiment_id=experiment_id) as run:
         half = client.create_logged_model(experiment_id, name="model", source_run_id=run.info.run_id)
         log_model(torch.nn.Linear(3, 2), torch.zeros(2, 3))
-    models = logged_models(uri, run.info.run_id)
-    assert [m.model_id for m in models][0] == half.model_id, "oldest first"
-    assert complete_model(uri, run.info.run_id) == models[-1].model_id != half.model_id
+    first, last = logged_models(uri, run.info.run_id)
+    assert first.model_id == half.model_id, "oldest first"
+    assert complete_model(uri, run.info.run_id) == last.model_id
