@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import mlflow.pyfunc
+import pandas as pd
 
 DEFAULTS = {"max_chars": 200, "seed": 0}  # the request's `params`; a fixed seed answers the same
 
@@ -28,7 +29,11 @@ class TextGenerator(mlflow.pyfunc.PythonModel):
 
         self.net, _ = load_network(context.artifacts["checkpoint"])
 
-    def predict(self, context: Any, model_input: Any, params: dict[str, Any] | None = None) -> list[str]:
+    # A DataFrame hint: the signature is given explicitly, and MLflow infers none from it (with
+    # `Any` it tries, and warns on every log that the hint is not a list[...])
+    def predict(
+        self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None
+    ) -> list[str]:
         import torch
 
         from scalelab.data.text import CharVocab
@@ -48,7 +53,6 @@ class TextGenerator(mlflow.pyfunc.PythonModel):
 def log_text_model(checkpoint: Path, manifest: dict[str, Any], prompt: str) -> None:
     """Log the language model in `checkpoint` to the active run as a `TextGenerator` with a
     signature (a `prompt` string column in, strings out, `max_chars` and `seed` as params)."""
-    import pandas as pd
     from mlflow.models import infer_signature
 
     model = TextGenerator("".join(manifest["vocab"]))
