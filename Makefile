@@ -38,6 +38,7 @@ bench: $(STAMP)  ## speed benchmarks (~16 min; need Fashion-MNIST, Tiny Shakespe
 	$(PY) -m benchmarks.pipeline_overhead
 	$(PY) -m benchmarks.sweep_parallel
 	$(PY) -m benchmarks.lm_overhead
+	$(PY) -m benchmarks.tracking_overhead
 
 lint: $(STAMP)  ## ruff on src, pipelines, tests, benchmarks
 	$(VENV)/bin/ruff check src pipelines tests benchmarks
