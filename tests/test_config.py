@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,7 @@ from omegaconf import OmegaConf
 
 from scalelab.config import Config, composition_error_line, load_config
 from scalelab.errors import ConfigError
+from scalelab.models import build, count_parameters
 from scalelab.params_file import compose as compose_params
 from tests.conftest import ROOT, run
 
@@ -59,7 +61,12 @@ def test_params_yaml_is_the_composition_of_conf(tmp_path: Path) -> None:
 def test_the_default_study_is_the_mnist1d_ladder_over_three_seeds() -> None:
     config = load_config(yaml.safe_load((ROOT / "params.yaml").read_text()))
     assert (config.data.name, config.data.samples, config.model.name) == ("mnist1d", 10_000, "mlp")
-    assert config.sweep.sizes == ["xs", "s", "m", "l", "xl", "xxl", "xxxl"]
+    counts = [
+        count_parameters(build(replace(config.model, size=size), [1, 1, 40], 10))[0]
+        for size in config.sweep.sizes
+    ]
+    assert len(counts) >= 6 and counts == sorted(counts), "six rungs or more, smallest first"
+    assert counts[-1] / counts[0] >= 10**2.5, "spanning 2.5 orders of magnitude in parameters"
     assert config.sweep.seeds == [0, 1, 2] and config.sweep.bootstrap >= 1000
     assert config.trainer.early_stopping.enabled and config.all_seeds is False
 
