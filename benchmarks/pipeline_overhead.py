@@ -1,7 +1,7 @@
 """Benchmark: what the pipeline costs around the training itself.
 
 From a fresh `git clone` of this repository (committed state; the .venv is reused):
-the whole default `dvc repro` (MNIST-1D, 7 rungs x 3 seeds and the fit), a no-op `dvc repro`
+the whole default `dvc repro` (MNIST-1D, 6 rungs x 3 seeds and the fit), a no-op `dvc repro`
 right after, and the time from launching `python -m pipelines.train` to its first
 optimiser step.
 
