@@ -105,6 +105,14 @@ def test_the_smoke_study_keeps_the_seed_recipe_with_its_epochs_as_a_budget() -> 
             "trainer.lr_search=[0.001] is invalid: list two or more distinct rates",
         ),
         (
+            {"trainer": {"lr_search_extend": 2}},
+            "trainer.lr_search_extend=2 is invalid: it extends trainer.lr_search: list two or more rates",
+        ),
+        (
+            {"trainer": {"lr_search": [1e-3, 3e-3], "lr_search_extend": 1, "devices": 2}},
+            "trainer.lr_search_extend=1 is invalid: use 0 with trainer.devices > 1",
+        ),
+        (
             {"trainer": {"lr_scaling": "sqrt"}},
             "trainer.lr_scaling='sqrt' is invalid: use one of constant, mup",
         ),

@@ -152,6 +152,9 @@ class TrainerConfig:
     # Learning rates to try for every rung and seed, each a trial run; the lowest val/loss is
     # kept (training/recorded.py). Empty: optimizer.lr alone.
     lr_search: list[float] = field(default_factory=list)
+    # When a run's best rate is the smallest or largest tried, try up to this many more beyond
+    # it, a grid step apart (the ratio of the two rates at that end): the grid brackets its best.
+    lr_search_extend: int = 0
     early_stopping: EarlyStoppingConfig = field(default_factory=EarlyStoppingConfig)
     accelerator: str = "cpu"
     devices: int = 1  # processes (CPU) or GPUs; with strategy=ddp, batch_size is split among them
@@ -417,6 +420,24 @@ def check(cfg: Config) -> None:
         "trainer.lr_search",
         t.lr_search,
         "list two or more distinct rates in (0, 10], e.g. [3e-4,1e-3,3e-3], or [] for none",
+    )
+    _require(
+        isinstance(t.lr_search_extend, int) and t.lr_search_extend >= 0,
+        "trainer.lr_search_extend",
+        t.lr_search_extend,
+        "use an integer >= 0",
+    )
+    _require(
+        not t.lr_search_extend or t.lr_search,
+        "trainer.lr_search_extend",
+        t.lr_search_extend,
+        "it extends trainer.lr_search: list two or more rates there",
+    )
+    _require(
+        not t.lr_search_extend or t.devices == 1,
+        "trainer.lr_search_extend",
+        t.lr_search_extend,
+        "use 0 with trainer.devices > 1 (only rank zero knows a trial's loss), or one device",
     )
     sw = cfg.sweep
     unknown = [size for size in sw.sizes if size not in m.ladder]

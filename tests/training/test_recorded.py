@@ -11,7 +11,7 @@ import pytest
 from mlflow import MlflowClient
 
 from scalelab.config import Config, DataConfig, ModelConfig, TrackingConfig, TrainerConfig
-from scalelab.training.recorded import LR_SEARCH_FILE, train_seed
+from scalelab.training.recorded import LR_SEARCH_FILE, rate_beyond, train_seed
 from scalelab.training.saved import CHECKPOINT_FILE, load_network
 
 RATES = [1e-4, 1e-3, 3e-2]
@@ -65,6 +65,44 @@ def test_a_learning_rate_search_keeps_the_trial_with_the_lowest_validation_loss(
         assert found.info.status == "FINISHED" and found.info.run_name == f"mlp-s-s0 lr={trial['lr']:g}"
         assert found.data.params["trainer.optimizer.lr"] == str(trial["lr"])
         assert found.data.tags["lr_search.chosen"] == str(trial["chosen"]).lower()
+
+
+@pytest.mark.parametrize(
+    ("losses", "beyond"),
+    [
+        ({1e-4: 0.3, 3e-4: 0.2, 1e-3: 0.1}, 3e-3),  # best at the top: the grid goes on, x3 then x3.3
+        ({1e-4: 0.3, 3e-4: 0.2, 1e-3: 0.15, 3e-3: 0.1}, 1e-2),
+        ({1e-4: 0.1, 3e-4: 0.2, 1e-3: 0.3}, 3e-5),  # at the bottom: 3e-5, then 1e-5
+        ({3e-5: 0.1, 1e-4: 0.15, 3e-4: 0.2, 1e-3: 0.3}, 1e-5),
+        ({1e-4: 0.3, 3e-4: 0.1, 1e-3: 0.2}, None),  # inside: the grid brackets its best
+        ({1e-4: 0.3, 3e-4: 0.2, 1e-3: float("nan")}, None),  # a diverged trial is no best
+    ],
+)
+def test_a_search_extends_its_grid_beyond_the_end_that_holds_its_best(
+    losses: dict[float, float], beyond: float | None
+) -> None:
+    assert rate_beyond([1e-4, 3e-4, 1e-3], losses) == beyond
+
+
+def test_a_grid_extends_by_its_own_ratio_and_never_past_ten() -> None:
+    assert rate_beyond([1e-3, 2e-3, 4e-3], {1e-3: 0.3, 2e-3: 0.2, 4e-3: 0.1}) == 8e-3
+    assert rate_beyond([3.0, 10.0], {3.0: 0.2, 10.0: 0.1}) is None
+
+
+def test_an_extended_search_trains_beyond_the_grid_until_its_best_is_inside_or_the_budget_ends(
+    project: Path,
+) -> None:
+    # Three epochs at these tiny rates: the larger is always better, so the search extends.
+    train_seed(config(project, lr_search=[1e-5, 3e-5], lr_search_extend=1))
+
+    reports = project / "reports/train/s/s0"
+    trials = json.loads((reports / LR_SEARCH_FILE).read_text())
+    assert [t["lr"] for t in trials] == [1e-5, 3e-5, 9e-5], "one step beyond, at the grid's ratio"
+    best = min(trials, key=lambda t: t["val/loss"])
+    assert best["lr"] == 9e-5 and best["chosen"]
+    run = json.loads((reports / "run.json").read_text())
+    assert run["lr_grid"] == [1e-5, 3e-5, 9e-5], "the study's report flags a best still at the end"
+    assert len(run["trial_run_ids"]) == 3
 
 
 def test_without_a_search_one_run_is_trained_at_the_configured_rate(project: Path) -> None:

@@ -323,7 +323,7 @@ def analyse(study: Study, n_boot: int = 1000) -> Study:
         study.notes.append(
             f"learning-rate search: {len(edge)} of {len(study.records)} runs chose the smallest or "
             f"largest rate of trainer.lr_search ({', '.join(edge)}); their best may lie outside "
-            f"it: widen the grid"
+            f"it: widen the grid, or let it grow past its ends (trainer.lr_search_extend)"
         )
     if study.budgets:
         _fit_budgets(study, n_boot)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 import os
 import shutil
 from dataclasses import dataclass
@@ -78,7 +79,7 @@ def train_seed(config: Config) -> float | None:
         run["variant"] = variant
     if trials is not None:
         run["trial_run_ids"] = [trial["run_id"] for trial in trials]
-        run["lr_grid"] = list(config.trainer.lr_search)
+        run["lr_grid"] = [trial["lr"] for trial in trials]  # the rates tried, extensions too
         atomic.write_json(out / LR_SEARCH_FILE, trials)
     atomic.write_json(out / sweep_retry.RUN_FILE, run)
     acc = trained.metrics["val/acc"]
@@ -145,19 +146,52 @@ def write_history(path: Path, history: list[dict[str, float]]) -> None:
 def with_lr(config: Config, lr: float) -> Config:
     """`config` as one trial of its learning-rate search: optimizer.lr = `lr`, no search."""
     trainer = dataclasses.replace(
-        config.trainer, optimizer={**config.trainer.optimizer, "lr": lr}, lr_search=[]
+        config.trainer, optimizer={**config.trainer.optimizer, "lr": lr}, lr_search=[], lr_search_extend=0
     )
     return dataclasses.replace(config, trainer=trainer)
 
 
+def rate_beyond(grid: list[float], losses: dict[float, float]) -> float | None:
+    """The next rate to try when the lowest loss of `losses` ({rate: val/loss}: the grid's rates
+    and any added) is at an end of the rates tried: the grid continued beyond that end, repeated
+    at the ratio of its largest to its smallest rate ([1e-4, 3e-4, 1e-3] goes on 3e-3, 1e-2, ...
+    above and 3e-5, 1e-5, ... below). None when the best is inside, or the rate would leave (0, 10].
+    """
+    tried = sorted(losses)
+    best = min(tried, key=lambda lr: losses[lr] if math.isfinite(losses[lr]) else math.inf)
+    span = max(grid) / min(grid)
+    periods = range(-len(tried), len(tried) + 1)
+    continued = {float(f"{lr * span**k:.3g}") for lr in grid for k in periods}  # 3e-05, not 2.9999e-05
+    if best == tried[-1]:
+        beyond = min((lr for lr in continued if lr > tried[-1] * (1 + 1e-6)), default=None)
+    elif best == tried[0]:
+        beyond = max((lr for lr in continued if lr < tried[0] * (1 - 1e-6)), default=None)
+    else:
+        return None
+    return beyond if beyond is not None and 0 < beyond <= 10 else None
+
+
 def _search(config: Config, out_dir: Path) -> tuple[Trained | None, list[dict[str, Any]]]:
-    """Train one trial per learning rate; keep the lowest validation loss in `out_dir`."""
+    """Train one trial per learning rate, and up to `trainer.lr_search_extend` more beyond an end
+    of the grid while the best is there; keep the lowest validation loss in `out_dir`."""
     trials: list[tuple[float, Path, Trained | None]] = []
-    for lr in config.trainer.lr_search:
+
+    def trial(lr: float) -> Trained | None:
         trial_dir = out_dir.with_name(f"{out_dir.name}-lr{lr:g}")
         name = f"{run_name(config)} lr={lr:g}"
         trained = _train(with_lr(config, lr), trial_dir, name, tags={"lr_search.lr": f"{lr:g}"})
         trials.append((lr, trial_dir, trained))
+        return trained
+
+    grid = config.trainer.lr_search
+    for lr in grid:
+        trial(lr)
+    for _ in range(config.trainer.lr_search_extend):  # one device only (config.check): rank zero
+        lr = rate_beyond(grid, {lr: t.metrics["val/loss"] for lr, _, t in trials if t is not None})
+        if lr is None:
+            break
+        print(f"{run_name(config)}: the best rate is an end of those tried, so lr={lr:g} too")
+        trial(lr)
     if rank_zero_only.rank != 0:
         return None, []
     done = [(lr, folder, t) for lr, folder, t in trials if t is not None]
