@@ -11,6 +11,7 @@ import pytest
 from mlflow import MlflowClient
 
 from scalelab.config import Config, DataConfig, ModelConfig, TrackingConfig, TrainerConfig
+from scalelab.training import recorded
 from scalelab.training.recorded import LR_SEARCH_FILE, rate_beyond, train_seed
 from scalelab.training.saved import CHECKPOINT_FILE, load_network
 
@@ -51,6 +52,7 @@ def test_a_learning_rate_search_keeps_the_trial_with_the_lowest_validation_loss(
 
     # The chosen trial's weights are the rung's model; the trials' folders are gone.
     assert sorted(p.name for p in (project / "models/s").iterdir()) == ["s0"]
+    assert not list((project / "checkpoints").glob("*")), "the search's scratch is cleared"
     _, meta = load_network(project / "models/s/s0" / CHECKPOINT_FILE)
     assert meta["run_id"] == best["run_id"]
     assert meta["trainer"]["optimizer"]["lr"] == best["lr"]
@@ -103,6 +105,35 @@ def test_an_extended_search_trains_beyond_the_grid_until_its_best_is_inside_or_t
     run = json.loads((reports / "run.json").read_text())
     assert run["lr_grid"] == [1e-5, 3e-5, 9e-5], "the study's report flags a best still at the end"
     assert len(run["trial_run_ids"]) == 3
+
+
+def test_a_search_stopped_between_trials_keeps_the_ones_it_finished(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    train = recorded._train
+    rates: list[float] = []
+
+    def stopped_before_the_second(cfg: Config, *args: object, **kwargs: object) -> object:
+        rates.append(cfg.trainer.optimizer["lr"])
+        if len(rates) == 2:
+            raise KeyboardInterrupt  # Ctrl-C, or kill -9, after the first trial finished
+        return train(cfg, *args, **kwargs)
+
+    monkeypatch.setattr(recorded, "_train", stopped_before_the_second)
+    with pytest.raises(KeyboardInterrupt):
+        train_seed(config(project, lr_search=RATES))
+    client = MlflowClient(f"sqlite:///{project}/mlflow.db")
+    experiment = client.get_experiment_by_name("digits-mlp").experiment_id
+    [first] = client.search_runs([experiment])
+
+    monkeypatch.setattr(recorded, "_train", train)
+    train_seed(config(project, lr_search=RATES))  # the same command again
+
+    trials = json.loads((project / "reports/train/s/s0" / LR_SEARCH_FILE).read_text())
+    assert trials[0]["lr"] == RATES[0] and trials[0]["run_id"] == first.info.run_id, "kept, not retrained"
+    runs = client.search_runs([experiment])
+    assert len(runs) == len(RATES), "one run per rate: no trial trained twice"
+    assert all(r.info.status == "FINISHED" for r in runs)
 
 
 def test_without_a_search_one_run_is_trained_at_the_configured_rate(project: Path) -> None:

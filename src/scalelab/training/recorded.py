@@ -24,14 +24,16 @@ from pytorch_lightning.utilities import rank_zero_only
 from scalelab import atomic, compute_budget, paths
 from scalelab.config import Config
 from scalelab.data.datamodule import PreparedDataModule
+from scalelab.readback import read_json
 from scalelab.tracking import logged_models, runs, sweeps
 from scalelab.tracking.names import run_name
-from scalelab.tracking.store import resolve_uri
+from scalelab.tracking.store import mlflow_client, resolve_uri
 from scalelab.training import addons, resume, sweep_retry
 from scalelab.training.fit import fit
 from scalelab.training.saved import CHECKPOINT_FILE
 
 LR_SEARCH_FILE = "lr_search.json"
+TRIAL_FILE = "trial.json"  # a finished trial of a search: its Trained, kept until the search ends
 
 
 @dataclass
@@ -151,6 +153,26 @@ def with_lr(config: Config, lr: float) -> Config:
     return dataclasses.replace(config, trainer=trainer)
 
 
+def _finished_trial(config: Config, folder: Path) -> Trained | None:
+    """The trial in `folder` (named by its identity) that an earlier, stopped try of its search
+    finished: its record and weights are there, and its MLflow run is FINISHED with its model."""
+    from mlflow.exceptions import MlflowException
+
+    if not (folder / TRIAL_FILE).is_file() or not (folder / CHECKPOINT_FILE).is_file():
+        return None
+    record = read_json(folder / TRIAL_FILE, ["run_id", "metrics", "first_step_at", "history"])
+    uri = resolve_uri(config.tracking)
+    try:
+        run = mlflow_client(uri).get_run(record["run_id"])
+    except MlflowException:  # another store's, or deleted: train it again
+        return None
+    if run.info.status != "FINISHED":
+        return None
+    if config.tracking.log_model and logged_models.complete_model(uri, record["run_id"]) is None:
+        return None
+    return Trained(**record)
+
+
 def rate_beyond(grid: list[float], losses: dict[float, float]) -> float | None:
     """The next rate to try when the lowest loss of `losses` ({rate: val/loss}: the grid's rates
     and any added) is at an end of the rates tried: the grid continued beyond that end, repeated
@@ -173,15 +195,26 @@ def rate_beyond(grid: list[float], losses: dict[float, float]) -> float | None:
 
 def _search(config: Config, out_dir: Path) -> tuple[Trained | None, list[dict[str, Any]]]:
     """Train one trial per learning rate, and up to `trainer.lr_search_extend` more beyond an end
-    of the grid while the best is there; keep the lowest validation loss in `out_dir`."""
+    of the grid while the best is there; keep the lowest validation loss in `out_dir`.
+
+    The trials live in `checkpoints/<key>-lr-search/` (outside DVC's outputs, which DVC deletes
+    before rerunning a stage) until the search ends: a search killed midway, run again, keeps
+    the trials it finished and resumes the one it was in."""
+    key = paths.run_key(config.model.size, config.seed, config.data.train_samples, config.variant)
+    scratch = resume.search_dir(key)
     trials: list[tuple[float, Path, Trained | None]] = []
 
-    def trial(lr: float) -> Trained | None:
-        trial_dir = out_dir.with_name(f"{out_dir.name}-lr{lr:g}")
+    def trial(lr: float) -> None:
+        trial_config = with_lr(config, lr)
+        folder = scratch / f"lr{lr:g}-{sweep_retry.identity_digest(trial_config)}"
         name = f"{run_name(config)} lr={lr:g}"
-        trained = _train(with_lr(config, lr), trial_dir, name, tags={"lr_search.lr": f"{lr:g}"})
-        trials.append((lr, trial_dir, trained))
-        return trained
+        if trained := _finished_trial(trial_config, folder):
+            print(f"{name}: finished before this search was stopped; run {trained.run_id} kept")
+        else:
+            trained = _train(trial_config, folder, name, tags={"lr_search.lr": f"{lr:g}"})
+            if trained is not None:  # rank zero: what this search, if stopped later, keeps
+                atomic.write_json(folder / TRIAL_FILE, dataclasses.asdict(trained))
+        trials.append((lr, folder, trained))
 
     grid = config.trainer.lr_search
     for lr in grid:
@@ -197,9 +230,9 @@ def _search(config: Config, out_dir: Path) -> tuple[Trained | None, list[dict[st
     done = [(lr, folder, t) for lr, folder, t in trials if t is not None]
     best_lr, best_dir, best = min(done, key=lambda trial: trial[2].metrics["val/loss"])
     out_dir.mkdir(parents=True, exist_ok=True)
-    (best_dir / CHECKPOINT_FILE).replace(out_dir / CHECKPOINT_FILE)
-    for _, folder, _ in trials:
-        shutil.rmtree(folder, ignore_errors=True)
+    with atomic.atomic_path(out_dir / CHECKPOINT_FILE) as tmp:
+        shutil.copyfile(best_dir / CHECKPOINT_FILE, tmp)
+    shutil.rmtree(scratch, ignore_errors=True)
     chosen = {t.run_id: {"lr_search.chosen": str(t is best).lower()} for _, _, t in done}
     runs.tag_runs(config.tracking, chosen)
     report = [

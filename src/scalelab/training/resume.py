@@ -58,6 +58,12 @@ def checkpoint_dir(key: str, ident: dict[str, Any]) -> Path:
     return Path(os.environ.get("DVC_ROOT", ".")) / "checkpoints" / f"{key}-{digest(ident)}"
 
 
+def search_dir(key: str) -> Path:
+    """`checkpoints/<key>-lr-search/`: a learning-rate search's finished trials until it ends,
+    so that a search killed midway keeps them (`training.recorded`)."""
+    return Path(os.environ.get("DVC_ROOT", ".")) / "checkpoints" / f"{key}-lr-search"
+
+
 @dataclass
 class Previous:
     """A checkpoint left by an unfinished training of the same identity."""
