@@ -153,7 +153,7 @@ class TrainerConfig:
     # kept (training/recorded.py). Empty: optimizer.lr alone.
     lr_search: list[float] = field(default_factory=list)
     # When a run's best rate is the smallest or largest tried, try up to this many more beyond
-    # it, a grid step apart (the ratio of the two rates at that end): the grid brackets its best.
+    # it, continuing the grid's pattern past that end (training/recorded.py `rate_beyond`).
     lr_search_extend: int = 0
     early_stopping: EarlyStoppingConfig = field(default_factory=EarlyStoppingConfig)
     accelerator: str = "cpu"

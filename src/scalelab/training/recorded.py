@@ -84,6 +84,8 @@ def train_seed(config: Config) -> float | None:
         run["lr_grid"] = [trial["lr"] for trial in trials]  # the rates tried, extensions too
         atomic.write_json(out / LR_SEARCH_FILE, trials)
     atomic.write_json(out / sweep_retry.RUN_FILE, run)
+    if trials is not None:  # reported: the search's trials are no longer needed to resume it
+        shutil.rmtree(resume.search_dir(key), ignore_errors=True)
     acc = trained.metrics["val/acc"]
     print(f"trained {key}: val/acc={acc:.4f}, run {trained.run_id}")
     return trained.metrics["val/loss"]
@@ -201,7 +203,7 @@ def _search(config: Config, out_dir: Path) -> tuple[Trained | None, list[dict[st
     before rerunning a stage) until the search ends: a search killed midway, run again, keeps
     the trials it finished and resumes the one it was in."""
     key = paths.run_key(config.model.size, config.seed, config.data.train_samples, config.variant)
-    scratch = resume.search_dir(key)
+    scratch = resume.search_dir(key)  # removed by train_seed once the search is reported
     trials: list[tuple[float, Path, Trained | None]] = []
 
     def trial(lr: float) -> None:
@@ -232,7 +234,6 @@ def _search(config: Config, out_dir: Path) -> tuple[Trained | None, list[dict[st
     out_dir.mkdir(parents=True, exist_ok=True)
     with atomic.atomic_path(out_dir / CHECKPOINT_FILE) as tmp:
         shutil.copyfile(best_dir / CHECKPOINT_FILE, tmp)
-    shutil.rmtree(scratch, ignore_errors=True)
     chosen = {t.run_id: {"lr_search.chosen": str(t is best).lower()} for _, _, t in done}
     runs.tag_runs(config.tracking, chosen)
     report = [
