@@ -129,7 +129,9 @@ def _write(
 ) -> Path:
     """Write tensors and manifest atomically, with how to normalise them at load: divide by
     `divide_by`, then (if `cfg.standardize`) standardise with the train split's statistics."""
-    tensors = {s: (torch.from_numpy(x), torch.from_numpy(y)) for s, (x, y) in splits.items()}
+    # IDX files parse into read-only views of their bytes, which torch warns about: copy those
+    writable = {s: tuple(np.require(a, requirements="W") for a in xy) for s, xy in splits.items()}
+    tensors = {s: (torch.from_numpy(x), torch.from_numpy(y)) for s, (x, y) in writable.items()}
     mean, std = 0.0, 1.0
     if cfg.standardize:
         train = tensors["train"][0].to(torch.float32) / divide_by
