@@ -20,10 +20,12 @@ def test_collection_is_held_during_start_up_and_released_once_when_the_task_star
         task()
         frozen = gc.get_freeze_count()
         assert states == [(True, frozen)] and frozen > 0, "start-up's heap is frozen, collection is on"
-        task()  # a second job of a sequential multirun: nothing more is frozen
-        assert states[-1] == (True, frozen)
+        # Nothing more is frozen afterwards. The count may still fall: another thread of this
+        # process (MLflow's logging thread, left by an earlier test) can free frozen objects.
+        task()  # a second job of a sequential multirun
+        assert states[-1][0] and states[-1][1] <= frozen
         release_collection()
-        assert gc.get_freeze_count() == frozen
+        assert gc.get_freeze_count() <= frozen
     finally:
         gc.unfreeze()
         gc.enable()
