@@ -44,7 +44,7 @@ def workers(command: subprocess.Popen) -> list[psutil.Process]:
 
 
 def kill_workers(command: subprocess.Popen, client: MlflowClient, rng: random.Random) -> int:
-    """Once a worker is training, wait a random 0-15 s, then SIGKILL one or two random workers;
+    """Once a worker is training, wait a random 0-8 s, then SIGKILL one or two random workers;
     return how many were killed (0 if the sweep ended first)."""
 
     def training() -> bool:
@@ -55,7 +55,7 @@ def kill_workers(command: subprocess.Popen, client: MlflowClient, rng: random.Ra
         return any(r.info.status == "RUNNING" and "train/loss" in r.data.metrics for r in runs)
 
     wait_until(training, "a worker training", timeout=300, every=0.5)
-    time.sleep(rng.uniform(0, 15))  # anywhere in the sweep: mid-training, evaluating, uploading
+    time.sleep(rng.uniform(0, 8))  # anywhere in the sweep: mid-training, evaluating, uploading
     alive = workers(command)
     victims = rng.sample(alive, min(len(alive), rng.choice((1, 2))))
     for victim in victims:
